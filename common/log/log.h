@@ -1,0 +1,14 @@
+// Logging setup shared by the binaries: spdlog to stderr, level from config ("trace", "debug",
+// "info", "warn", "error", "off"). Secrets (tokens, passwords, message bodies) are never logged.
+#pragma once
+
+#include <spdlog/spdlog.h>
+
+#include <string_view>
+
+namespace roam::log {
+
+// Configures the default logger; returns false (and keeps "info") for an unknown level name.
+bool init(std::string_view program, std::string_view level);
+
+}  // namespace roam::log
