@@ -1,8 +1,8 @@
 #include "common/log/log.h"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
-
 #include <string>
+
+#include <spdlog/sinks/stdout_color_sinks.h>
 
 namespace roam::log {
 

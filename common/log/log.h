@@ -2,9 +2,9 @@
 // "info", "warn", "error", "off"). Secrets (tokens, passwords, message bodies) are never logged.
 #pragma once
 
-#include <spdlog/spdlog.h>
-
 #include <string_view>
+
+#include <spdlog/spdlog.h>
 
 namespace roam::log {
 

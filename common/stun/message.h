@@ -27,7 +27,7 @@ using TransactionId = std::array<std::byte, 12>;
 // more than any real message carries (RFC 8489 sends < 15) and caps parsing work.
 inline constexpr std::size_t kMaxMessageSize = 65535 + kHeaderSize;
 inline constexpr std::size_t kMaxAttributes = 64;
-// RFC 8489 §14.3, §14.9, §14.10, §14.4: textual attribute limits (bytes, after encoding).
+// RFC 8489 §14.3, §14.9, §14.10, §14.14, §14.8: textual attribute limits (bytes, after encoding).
 inline constexpr std::size_t kMaxUsernameSize = 513;
 inline constexpr std::size_t kMaxRealmSize = 763;
 inline constexpr std::size_t kMaxNonceSize = 763;
@@ -54,7 +54,7 @@ inline constexpr std::uint16_t kMappedAddress = 0x0001;           // RFC 8489 §
 inline constexpr std::uint16_t kUsername = 0x0006;                // RFC 8489 §14.3
 inline constexpr std::uint16_t kMessageIntegrity = 0x0008;        // RFC 8489 §14.5
 inline constexpr std::uint16_t kErrorCode = 0x0009;               // RFC 8489 §14.8
-inline constexpr std::uint16_t kUnknownAttributes = 0x000A;       // RFC 8489 §14.9
+inline constexpr std::uint16_t kUnknownAttributes = 0x000A;       // RFC 8489 §14.13
 inline constexpr std::uint16_t kChannelNumber = 0x000C;           // RFC 8656 §18.1
 inline constexpr std::uint16_t kLifetime = 0x000D;                // RFC 8656 §18.2
 inline constexpr std::uint16_t kXorPeerAddress = 0x0012;          // RFC 8656 §18.3
@@ -138,7 +138,7 @@ enum class IntegrityResult { kOk, kMissing, kMismatch };
 // One attribute as found in a parsed message: its value is `length` bytes at `offset`.
 struct AttributeRef {
   std::uint16_t type;
-  std::uint16_t offset;  // of the value, from the start of the message
+  std::uint32_t offset;  // of the value, from the start of the message (may exceed 65535)
   std::uint16_t length;  // of the value, without padding
 };
 
@@ -236,7 +236,10 @@ class MessageBuilder {
   MessageBuilder& add_requested_address_family(AddressFamily family);
 
   // Appends the integrity attribute(s) computed with `key` (if any) and FINGERPRINT (if asked),
-  // then returns the finished message.
+  // then returns the finished message. The builder is single-use. Returns an empty buffer if an
+  // earlier call was invalid (a value over 65535 bytes or one making the message exceed
+  // kMaxMessageSize, a string over its kMax*Size, an error code outside 300..699, a channel
+  // outside 0x4000..0x4FFF) or if finish() was already called.
   Bytes finish(const IntegrityKey* key = nullptr, Integrity integrity = Integrity::kSha1,
                bool fingerprint = false);
 

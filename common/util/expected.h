@@ -45,9 +45,9 @@ class expected {
 
   expected() requires std::is_default_constructible_v<T> : v_(std::in_place_index<0>) {}
   template <class U = T>
-    requires std::is_constructible_v<T, U&&> &&
-             (!std::is_same_v<std::remove_cvref_t<U>, expected>)
-  expected(U&& value) : v_(std::in_place_index<0>, std::forward<U>(value)) {}
+  requires std::is_constructible_v<T, U&&> &&
+      (!std::is_same_v<std::remove_cvref_t<U>, expected>)expected(U&& value)
+      : v_(std::in_place_index<0>, std::forward<U>(value)) {}
   template <class G>
   expected(const unexpected<G>& u) : v_(std::in_place_index<1>, u.error()) {}
   template <class G>

@@ -1,9 +1,9 @@
 #include "common/util/socket_address.h"
 
-#include <arpa/inet.h>
-
 #include <charconv>
 #include <cstring>
+
+#include <arpa/inet.h>
 
 namespace roam {
 
@@ -100,10 +100,12 @@ std::string SocketAddress::to_string() const {
 std::size_t std::hash<roam::IpAddress>::operator()(const roam::IpAddress& a) const noexcept {
   // FNV-1a over the significant bytes; addresses are not attacker-chosen keys here.
   std::size_t h = 1469598103934665603ull ^ static_cast<std::size_t>(a.family());
-  for (std::size_t i = 0; i < a.size(); ++i) h = (h ^ a.bytes()[i]) * 1099511628211ull;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    h = (h ^ a.bytes()[i]) * 1099511628211ull;
   return h;
 }
 
-std::size_t std::hash<roam::SocketAddress>::operator()(const roam::SocketAddress& a) const noexcept {
+std::size_t std::hash<roam::SocketAddress>::operator()(
+    const roam::SocketAddress& a) const noexcept {
   return std::hash<roam::IpAddress>{}(a.ip) * 31 + a.port;
 }

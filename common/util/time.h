@@ -16,6 +16,8 @@ using std::chrono::seconds;
 inline constexpr TimePoint kNever = TimePoint::max();
 
 // Milliseconds as a double, for logs and reports.
-inline double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+inline double to_ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 }  // namespace roam

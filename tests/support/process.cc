@@ -1,18 +1,18 @@
 #include "tests/support/process.h"
 
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 namespace roam::test {
 namespace {
@@ -58,8 +58,12 @@ std::optional<std::string> find_program(const std::string& name) {
   return std::nullopt;
 }
 
-std::uint16_t free_udp_port() { return bound_port(SOCK_DGRAM); }
-std::uint16_t free_tcp_port() { return bound_port(SOCK_STREAM); }
+std::uint16_t free_udp_port() {
+  return bound_port(SOCK_DGRAM);
+}
+std::uint16_t free_tcp_port() {
+  return bound_port(SOCK_STREAM);
+}
 
 std::uint16_t free_udp_port_range(int count) {
   // Pick random starting points in the upper ephemeral-free band until a whole range is free.
@@ -68,7 +72,8 @@ std::uint16_t free_udp_port_range(int count) {
   for (int attempt = 0; attempt < 200; ++attempt) {
     int first = start(rng) & ~1;  // even, so coturn's EVEN-PORT pairs line up
     bool all_free = true;
-    for (int p = first; p < first + count && all_free; ++p) all_free = udp_port_free(p);
+    for (int p = first; p < first + count && all_free; ++p)
+      all_free = udp_port_free(p);
     if (all_free) return static_cast<std::uint16_t>(first);
   }
   throw std::runtime_error("no free UDP port range");
@@ -101,7 +106,8 @@ Process Process::spawn(const std::vector<std::string>& argv, const std::filesyst
     int null = ::open("/dev/null", O_RDONLY);
     if (null >= 0) ::dup2(null, 0);
     std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    for (const auto& a : argv)
+      args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
     ::execv(args[0], args.data());
     ::_exit(127);
@@ -111,7 +117,9 @@ Process Process::spawn(const std::vector<std::string>& argv, const std::filesyst
   return p;
 }
 
-Process::Process(Process&& other) noexcept : pid_(other.pid_) { other.pid_ = -1; }
+Process::Process(Process&& other) noexcept : pid_(other.pid_) {
+  other.pid_ = -1;
+}
 
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
@@ -122,7 +130,9 @@ Process& Process::operator=(Process&& other) noexcept {
   return *this;
 }
 
-Process::~Process() { stop(); }
+Process::~Process() {
+  stop();
+}
 
 bool Process::running() {
   if (pid_ <= 0) return false;

@@ -1,16 +1,16 @@
 #include "tests/support/servers.h"
 
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <thread>
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <chrono>
-#include <functional>
-#include <cstring>
-#include <thread>
 
 namespace roam::test {
 namespace {
@@ -96,20 +96,34 @@ std::unique_ptr<Coturn> Coturn::start(const CoturnOptions& options, std::string*
 }
 
 bool Coturn::launch() {
-  std::vector<std::string> argv = {
-      binary_, "-n", "--no-cli", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
-      "--listening-port=" + std::to_string(port_), "--min-port=" + std::to_string(min_port_),
-      "--max-port=" + std::to_string(max_port_), "--no-tls", "--no-dtls", "--no-tcp",
-      "--allow-loopback-peers", "--use-auth-secret", "--static-auth-secret=" + options_.secret,
-      "--realm=" + options_.realm, "--log-file=" + (dir_.path() / "turn.log").string(),
-      "--simple-log", "--userdb=" + (dir_.path() / "turndb.sqlite").string(),
-      "--pidfile=" + (dir_.path() / "turn.pid").string(), "--no-stun-backward-compatibility"};
+  std::vector<std::string> argv = {binary_,
+                                   "-n",
+                                   "--no-cli",
+                                   "--listening-ip=127.0.0.1",
+                                   "--relay-ip=127.0.0.1",
+                                   "--listening-port=" + std::to_string(port_),
+                                   "--min-port=" + std::to_string(min_port_),
+                                   "--max-port=" + std::to_string(max_port_),
+                                   "--no-tls",
+                                   "--no-dtls",
+                                   "--no-tcp",
+                                   "--allow-loopback-peers",
+                                   "--use-auth-secret",
+                                   "--static-auth-secret=" + options_.secret,
+                                   "--realm=" + options_.realm,
+                                   "--log-file=" + (dir_.path() / "turn.log").string(),
+                                   "--simple-log",
+                                   "--userdb=" + (dir_.path() / "turndb.sqlite").string(),
+                                   "--pidfile=" + (dir_.path() / "turn.pid").string(),
+                                   "--no-stun-backward-compatibility"};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   process_ = Process::spawn(argv, dir_.path() / "stdout.log");
   return wait_until([&] { return stun_ping(address(), 100); }, 10000);
 }
 
-Coturn::~Coturn() { process_.stop(); }
+Coturn::~Coturn() {
+  process_.stop();
+}
 
 std::string Coturn::log() const {
   return read_file(dir_.path() / "turn.log") + read_file(dir_.path() / "stdout.log");
@@ -135,18 +149,30 @@ std::unique_ptr<RedisServer> RedisServer::start(std::string* skip_reason) {
 }
 
 bool RedisServer::launch() {
-  std::vector<std::string> argv = {binary_,          "--port",       std::to_string(port_),
-                                   "--bind",         "127.0.0.1",    "--save",
-                                   "",               "--appendonly", "no",
-                                   "--dir",          dir_.path().string(),
-                                   "--daemonize",    "no"};
+  std::vector<std::string> argv = {binary_,
+                                   "--port",
+                                   std::to_string(port_),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--dir",
+                                   dir_.path().string(),
+                                   "--daemonize",
+                                   "no"};
   process_ = Process::spawn(argv, dir_.path() / "redis.log");
   return wait_until([&] { return redis_ping(port_); }, 10000);
 }
 
-RedisServer::~RedisServer() { process_.stop(); }
+RedisServer::~RedisServer() {
+  process_.stop();
+}
 
-std::string RedisServer::log() const { return read_file(dir_.path() / "redis.log"); }
+std::string RedisServer::log() const {
+  return read_file(dir_.path() / "redis.log");
+}
 
 void RedisServer::kill(bool restart) {
   process_.signal(SIGKILL);

@@ -5,7 +5,9 @@
 namespace roam::crypto {
 namespace {
 
-std::string hex(ByteSpan b) { return to_hex(b); }
+std::string hex(ByteSpan b) {
+  return to_hex(b);
+}
 
 // FIPS 180 / RFC 1321 / RFC 2202 / RFC 4231 known answers.
 TEST(Digest, KnownAnswers) {
@@ -48,10 +50,10 @@ TEST(Base64, Rfc4648Vectors) {
     EXPECT_EQ(base64url_decode(url[i]), to_bytes(plain[i]));
   }
   EXPECT_EQ(base64url_encode(from_hex("fbff").value()), "-_8");
-  EXPECT_FALSE(base64_decode("Zg="));     // bad padding length
-  EXPECT_FALSE(base64_decode("Z===="));   // too much padding
-  EXPECT_FALSE(base64url_decode("Zh"));   // non-canonical trailing bits
-  EXPECT_FALSE(base64url_decode("Zm9v!")); // outside the alphabet
+  EXPECT_FALSE(base64_decode("Zg="));       // bad padding length
+  EXPECT_FALSE(base64_decode("Z===="));     // too much padding
+  EXPECT_FALSE(base64url_decode("Zh"));     // non-canonical trailing bits
+  EXPECT_FALSE(base64url_decode("Zm9v!"));  // outside the alphabet
   EXPECT_FALSE(base64url_decode("Z"));
 }
 

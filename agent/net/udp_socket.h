@@ -1,0 +1,31 @@
+// Asio UDP sockets that really leave through a given interface, and conversions between Asio
+// endpoints and roam::SocketAddress.
+#pragma once
+
+#include <string>
+
+#include <boost/asio/ip/udp.hpp>
+
+#include "common/util/expected.h"
+#include "common/util/socket_address.h"
+
+namespace roam::agent {
+
+boost::asio::ip::udp::endpoint to_endpoint(const SocketAddress& a, unsigned scope_id = 0);
+SocketAddress from_endpoint(const boost::asio::ip::udp::endpoint& e);
+
+struct BoundSocket {
+  boost::asio::ip::udp::socket socket;
+  // False when SO_BINDTODEVICE was refused (needs CAP_NET_RAW): the socket is bound to the
+  // interface's address only, and the kernel's routing decides the egress interface.
+  bool bound_to_device = false;
+};
+
+// Opens a UDP socket bound to `address` (port 0 = any) and, when permitted, to the interface
+// `interface` with SO_BINDTODEVICE. Returns a text naming the cause on failure.
+expected<BoundSocket, std::string> open_udp_socket(boost::asio::any_io_executor executor,
+                                                   const std::string& interface,
+                                                   const SocketAddress& address,
+                                                   unsigned scope_id = 0);
+
+}  // namespace roam::agent

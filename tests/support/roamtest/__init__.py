@@ -1,0 +1,1 @@
+"""Python helpers for Roam's process-level tests: real servers on free loopback ports."""
