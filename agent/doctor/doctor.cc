@@ -18,6 +18,7 @@
 #include "agent/net/interfaces.h"
 #include "agent/net/udp_socket.h"
 #include "common/auth/turn_rest.h"
+#include "common/net/endpoint.h"
 
 namespace roam::agent {
 namespace {
@@ -68,7 +69,7 @@ ResolvedServer resolve(asio::io_context& io, const std::string& text, const char
   }
   ResolvedServer out{text, {}, {}};
   for (const auto& r : results) {
-    auto a = from_endpoint(r.endpoint());
+    auto a = net::from_endpoint(r.endpoint());
     if (a.ip.is_v4() && !out.v4) out.v4 = a;
     if (a.ip.is_v6() && !out.v6) out.v6 = a;
   }

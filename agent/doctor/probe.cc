@@ -5,7 +5,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "agent/net/udp_socket.h"
+#include "common/net/endpoint.h"
+#include "common/net/turn_driver.h"
 #include "common/stun/binding.h"
 #include "common/stun/retransmission.h"
 
@@ -35,12 +36,13 @@ awaitable<std::optional<Received>> receive_until(udp::socket& socket, Bytes& buf
   if (result.index() != 0) co_return std::nullopt;
   auto [ec, size] = std::get<0>(result);
   if (ec) co_return std::nullopt;
-  co_return Received{from_endpoint(from), size};
+  co_return Received{net::from_endpoint(from), size};
 }
 
 awaitable<void> send_to(udp::socket& socket, const SocketAddress& to, ByteSpan data) {
-  auto [ec, n] = co_await socket.async_send_to(
-      asio::buffer(data.data(), data.size()), to_endpoint(to), asio::as_tuple(asio::use_awaitable));
+  auto [ec, n] =
+      co_await socket.async_send_to(asio::buffer(data.data(), data.size()), net::to_endpoint(to),
+                                    asio::as_tuple(asio::use_awaitable));
   (void)ec;  // a send error shows up as a missing answer
   (void)n;
 }
@@ -101,40 +103,27 @@ awaitable<TurnProbeResult> probe_turn(udp::socket& socket, SocketAddress server,
   config.retransmission = kDoctorRetransmission;
   turn::Client client(config, random);
   const TimePoint start = Clock::now();
-  const TimePoint end = start + timeout;
   client.allocate(start, {});
-  Bytes buffer(65536);
-  bool finished = false;
-  while (!finished) {
-    while (auto out = client.poll_transmit())
-      co_await send_to(socket, server, *out);
-    while (auto event = client.poll_event()) {
-      if (auto* a = std::get_if<turn::Allocated>(&*event)) {
-        result.relayed = a->relayed;
-        result.mapped = a->mapped;
-        result.round_trips = a->round_trips;
-        result.elapsed = Clock::now() - start;
-        client.deallocate(Clock::now());  // a doctor leaves nothing allocated behind
-      } else if (auto* f = std::get_if<turn::AllocationFailed>(&*event)) {
-        result.error = std::string(turn::describe(f->failure));
-        if (f->code != 0) result.error += " [" + std::to_string(f->code) + " " + f->reason + "]";
-        finished = true;
-      } else if (auto* d = std::get_if<turn::Deallocated>(&*event)) {
-        result.deallocated = d->confirmed;
-        finished = true;
-      }
-    }
-    if (finished) break;
-    while (auto out = client.poll_transmit())
-      co_await send_to(socket, server, *out);
-    if (Clock::now() >= end) {
-      if (!result.relayed) result.error = "TURN allocation did not finish in time";
-      break;
-    }
-    auto got = co_await receive_until(socket, buffer, std::min(client.next_deadline(), end));
-    TimePoint now = Clock::now();
-    if (got && got->from == server) client.handle_datagram(now, ByteSpan(buffer).first(got->size));
-    if (client.next_deadline() <= now) client.handle_timeout(now);
+  auto outcome = co_await net::drive_turn_client(
+      socket, client, start + timeout, [&](const turn::Event& event) {
+        if (auto* a = std::get_if<turn::Allocated>(&event)) {
+          result.relayed = a->relayed;
+          result.mapped = a->mapped;
+          result.round_trips = a->round_trips;
+          result.elapsed = Clock::now() - start;
+          client.deallocate(Clock::now());  // a doctor leaves nothing allocated behind
+        } else if (auto* f = std::get_if<turn::AllocationFailed>(&event)) {
+          result.error = std::string(turn::describe(f->failure));
+          if (f->code != 0) result.error += " [" + std::to_string(f->code) + " " + f->reason + "]";
+          return true;
+        } else if (auto* d = std::get_if<turn::Deallocated>(&event)) {
+          result.deallocated = d->confirmed;
+          return true;
+        }
+        return false;
+      });
+  if (outcome != net::DriveResult::kStopped && !result.relayed) {
+    result.error = "TURN allocation did not finish in time";
   }
   result.realm = client.realm();
   co_return result;

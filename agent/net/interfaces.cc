@@ -1,10 +1,10 @@
 #include "agent/net/interfaces.h"
 
-#include <cstring>
-
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
+
+#include <cstring>
 
 namespace roam::agent {
 

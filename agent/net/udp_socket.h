@@ -1,5 +1,4 @@
-// Asio UDP sockets that really leave through a given interface, and conversions between Asio
-// endpoints and roam::SocketAddress.
+// Asio UDP sockets that really leave through a given interface.
 #pragma once
 
 #include <string>
@@ -10,9 +9,6 @@
 #include "common/util/socket_address.h"
 
 namespace roam::agent {
-
-boost::asio::ip::udp::endpoint to_endpoint(const SocketAddress& a, unsigned scope_id = 0);
-SocketAddress from_endpoint(const boost::asio::ip::udp::endpoint& e);
 
 struct BoundSocket {
   boost::asio::ip::udp::socket socket;

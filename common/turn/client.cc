@@ -90,6 +90,15 @@ void Client::send_refresh(TimePoint now, std::uint32_t lifetime, Kind kind) {
   start(now, Transaction{.kind = kind, .lifetime = lifetime});
 }
 
+void Client::refresh(TimePoint now) {
+  if (state_ != State::kAllocated) return;
+  for (const auto& [id, t] : transactions_) {
+    if (t.kind == Kind::kRefresh) return;
+  }
+  allocation_refresh_at_ = kNever;  // re-armed by the Refresh success
+  send_refresh(now, config_.lifetime_seconds, Kind::kRefresh);
+}
+
 void Client::deallocate(TimePoint now) {
   if (state_ == State::kAllocated) {
     state_ = State::kDeallocating;
@@ -458,10 +467,7 @@ void Client::handle_timeout(TimePoint now) {
     on_failure(node.mapped(), Failure::kTimeout, 0, {});
   }
   if (state_ != State::kAllocated) return;
-  if (now >= allocation_refresh_at_) {
-    allocation_refresh_at_ = kNever;  // re-armed by the Refresh success
-    send_refresh(now, config_.lifetime_seconds, Kind::kRefresh);
-  }
+  if (now >= allocation_refresh_at_) refresh(now);
   for (auto& [ip, p] : permissions_) {
     if (!p.pending && now >= p.refresh_at) send_permission(now, ip);
   }

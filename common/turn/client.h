@@ -149,6 +149,10 @@ class Client {
   // sent on the channel at once (pipelined after the Allocate success: coturn relays it, see
   // notes/coturn-reservations.md). Returns the channel number or the failure.
   expected<std::uint16_t, Failure> bind_channel(TimePoint now, const SocketAddress& peer);
+  // Refreshes the allocation now (it is also refreshed automatically before it expires):
+  // emits Refreshed, or AllocationLost when the server no longer has it (437) — which is how
+  // a restarted server shows. No-op unless kAllocated or while a refresh is in flight.
+  void refresh(TimePoint now);
   // Releases the allocation (Refresh with LIFETIME 0, RFC 8656 §7); emits Deallocated.
   void deallocate(TimePoint now);
   // New credentials (e.g. REST ones about to expire); used from the next request on.
@@ -165,6 +169,7 @@ class Client {
 
   // The next datagram to send to the TURN server, if any.
   std::optional<Bytes> poll_transmit();
+  bool has_transmit() const { return !transmits_.empty(); }
   std::optional<Event> poll_event();
   // When handle_timeout() must be called next (kNever if nothing is scheduled).
   TimePoint next_deadline() const;

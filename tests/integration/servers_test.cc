@@ -1,7 +1,7 @@
 // The test harness itself: real servers start on free ports, answer, and restart.
-#include <gtest/gtest.h>
-
 #include "tests/support/servers.h"
+
+#include <gtest/gtest.h>
 
 namespace roam::test {
 namespace {

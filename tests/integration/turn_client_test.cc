@@ -9,6 +9,7 @@
 #include "common/auth/turn_rest.h"
 #include "common/turn/client.h"
 #include "tests/support/servers.h"
+#include "tests/support/turn_session.h"
 #include "tests/support/udp_socket.h"
 
 namespace roam::turn {
@@ -17,75 +18,7 @@ namespace {
 using namespace std::chrono_literals;
 using test::Coturn;
 using test::UdpSocket;
-
-// One client on its own socket, pumped in real time.
-class Session {
- public:
-  Session(const Coturn& coturn, Credentials credentials)
-      : client_(config(coturn, credentials), random_) {}
-
-  static ClientConfig config(const Coturn& coturn, Credentials credentials) {
-    ClientConfig c;
-    c.server = coturn.address();
-    c.credentials = std::move(credentials);
-    c.retransmission.initial_rto = 200ms;  // loopback: answers are immediate
-    return c;
-  }
-
-  // Sends what the client queued, feeds replies, fires timers; until `done()` or `timeout`.
-  template <class Done>
-  bool run_until(Done done, std::chrono::milliseconds timeout = 5000ms) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      flush();
-      if (done()) return true;
-      auto now = Clock::now();
-      if (now >= deadline) return false;
-      auto wait = std::min<Duration>(deadline - now, client_.next_deadline() - now);
-      auto datagram = socket_.receive(
-          std::max(1ms, std::chrono::duration_cast<std::chrono::milliseconds>(wait)));
-      now = Clock::now();
-      if (datagram) {
-        if (datagram->from == client_.config().server) {
-          if (auto data = client_.handle_datagram(now, datagram->data)) {
-            received_.push_back({data->peer, Bytes(data->data.begin(), data->data.end())});
-          }
-        }
-      }
-      if (client_.next_deadline() <= now) client_.handle_timeout(now);
-    }
-  }
-
-  void flush() {
-    while (auto out = client_.poll_transmit())
-      socket_.send_to(client_.config().server, *out);
-    while (auto e = client_.poll_event())
-      events_.push_back(*e);
-  }
-
-  template <class T>
-  std::optional<T> event() const {
-    for (const auto& e : events_) {
-      if (auto* v = std::get_if<T>(&e)) return *v;
-    }
-    return std::nullopt;
-  }
-  template <class T>
-  bool wait_for(std::chrono::milliseconds timeout = 5000ms) {
-    return run_until([&] { return event<T>().has_value(); }, timeout);
-  }
-
-  Client& client() { return client_; }
-  UdpSocket& socket() { return socket_; }
-  std::vector<std::pair<SocketAddress, Bytes>>& received() { return received_; }
-
- private:
-  SystemRandom random_;
-  UdpSocket socket_;
-  Client client_;
-  std::vector<Event> events_;
-  std::vector<std::pair<SocketAddress, Bytes>> received_;
-};
+using Session = test::TurnSession;
 
 class TurnAgainstCoturn : public ::testing::Test {
  protected:
@@ -106,7 +39,7 @@ class TurnAgainstCoturn : public ::testing::Test {
 };
 
 TEST_F(TurnAgainstCoturn, ColdAllocationTakesTwoRoundTrips) {
-  Session s(*coturn_, credentials("alice"));
+  Session s(coturn_->address(), credentials("alice"));
   s.client().allocate(Clock::now(), {});
   ASSERT_TRUE(s.wait_for<Allocated>()) << coturn_->log();
   auto a = *s.event<Allocated>();
@@ -119,7 +52,7 @@ TEST_F(TurnAgainstCoturn, ColdAllocationTakesTwoRoundTrips) {
 }
 
 TEST_F(TurnAgainstCoturn, PrewarmedAllocationTakesOneRoundTrip) {
-  Session s(*coturn_, credentials("alice"));
+  Session s(coturn_->address(), credentials("alice"));
   s.client().prewarm(Clock::now());
   ASSERT_TRUE(s.wait_for<NoncePrewarmed>()) << coturn_->log();
   s.client().allocate(Clock::now(), {});
@@ -129,7 +62,7 @@ TEST_F(TurnAgainstCoturn, PrewarmedAllocationTakesOneRoundTrip) {
 
 TEST_F(TurnAgainstCoturn, ReservationTokenIsRedeemedToTheReservedAddress) {
   // The pool's way: EVEN-PORT R=1, then delete the reserving allocation at once.
-  Session reserver(*coturn_, credentials("relay-pool"));
+  Session reserver(coturn_->address(), credentials("relay-pool"));
   reserver.client().allocate(Clock::now(), {.even_port = true, .reserve_next = true});
   ASSERT_TRUE(reserver.wait_for<Allocated>()) << coturn_->log();
   auto reserved = *reserver.event<Allocated>();
@@ -140,7 +73,7 @@ TEST_F(TurnAgainstCoturn, ReservationTokenIsRedeemedToTheReservedAddress) {
   EXPECT_TRUE(reserver.event<Deallocated>()->confirmed);
 
   // Another socket, another user, pre-warmed: one round trip to exactly port+1.
-  Session redeemer(*coturn_, credentials("bob"));
+  Session redeemer(coturn_->address(), credentials("bob"));
   redeemer.client().prewarm(Clock::now());
   ASSERT_TRUE(redeemer.wait_for<NoncePrewarmed>());
   redeemer.client().allocate(Clock::now(), {.reservation_token = *reserved.reservation_token});
@@ -151,7 +84,7 @@ TEST_F(TurnAgainstCoturn, ReservationTokenIsRedeemedToTheReservedAddress) {
   EXPECT_EQ(got.round_trips, 1);
 
   // A token is single-use: a third client gets 404.
-  Session late(*coturn_, credentials("carol"));
+  Session late(coturn_->address(), credentials("carol"));
   late.client().allocate(Clock::now(), {.reservation_token = *reserved.reservation_token});
   ASSERT_TRUE(late.wait_for<AllocationFailed>());
   EXPECT_EQ(late.event<AllocationFailed>()->failure, Failure::kTokenNotFound);
@@ -159,7 +92,7 @@ TEST_F(TurnAgainstCoturn, ReservationTokenIsRedeemedToTheReservedAddress) {
 }
 
 TEST_F(TurnAgainstCoturn, PermissionChannelAndDataBothWaysWithPlainUdpPeer) {
-  Session s(*coturn_, credentials("alice"));
+  Session s(coturn_->address(), credentials("alice"));
   UdpSocket peer;
   const SocketAddress peer_address = peer.local_address();
   s.client().allocate(Clock::now(), {});
@@ -202,7 +135,7 @@ TEST_F(TurnAgainstCoturn, PermissionChannelAndDataBothWaysWithPlainUdpPeer) {
 }
 
 TEST_F(TurnAgainstCoturn, RefreshAndDelete) {
-  Session s(*coturn_, credentials("alice"));
+  Session s(coturn_->address(), credentials("alice"));
   s.client().allocate(Clock::now(), {});
   ASSERT_TRUE(s.wait_for<Allocated>()) << coturn_->log();
   // The refresh is due 540 s from now: warp the client's clock (only the client's: coturn
@@ -231,7 +164,7 @@ TEST_F(TurnAgainstCoturn, RefreshAndDelete) {
 
 TEST_F(TurnAgainstCoturn, WrongCredentialsGiveAClearError) {
   auto good = credentials("alice");
-  Session s(*coturn_, {good.username, "not-the-password"});
+  Session s(coturn_->address(), {good.username, "not-the-password"});
   s.client().allocate(Clock::now(), {});
   ASSERT_TRUE(s.wait_for<AllocationFailed>()) << coturn_->log();
   auto failed = *s.event<AllocationFailed>();
@@ -241,11 +174,11 @@ TEST_F(TurnAgainstCoturn, WrongCredentialsGiveAClearError) {
 }
 
 TEST_F(TurnAgainstCoturn, SecondAllocationOnSameSocketIsAllocationMismatch) {
-  Session s(*coturn_, credentials("alice"));
+  Session s(coturn_->address(), credentials("alice"));
   s.client().allocate(Clock::now(), {});
   ASSERT_TRUE(s.wait_for<Allocated>());
   // A second client state machine on a socket that already has an allocation.
-  ClientConfig c = Session::config(*coturn_, credentials("alice"));
+  ClientConfig c = Session::config(coturn_->address(), credentials("alice"));
   SystemRandom random;
   Client second(c, random);
   second.allocate(Clock::now(), {});

@@ -1,18 +1,18 @@
 #include "tests/support/process.h"
 
-#include <cstdlib>
-#include <fstream>
-#include <random>
-#include <sstream>
-#include <stdexcept>
-#include <thread>
-
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
 
 namespace roam::test {
 namespace {

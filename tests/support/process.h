@@ -2,14 +2,14 @@
 // always stopped (SIGTERM, then SIGKILL) when the owning object dies.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <sys/types.h>
 
 namespace roam::test {
 

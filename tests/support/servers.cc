@@ -1,16 +1,20 @@
 #include "tests/support/servers.h"
 
-#include <chrono>
-#include <cstring>
-#include <functional>
-#include <thread>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <thread>
+
+#include "tests/support/sync_clients.h"
 
 namespace roam::test {
 namespace {
@@ -178,6 +182,58 @@ void RedisServer::kill(bool restart) {
   process_.signal(SIGKILL);
   process_.stop();
   if (restart && !launch()) throw std::runtime_error("redis-server did not restart:\n" + log());
+}
+
+std::unique_ptr<PrometheusServer> PrometheusServer::start(const std::vector<std::uint16_t>& targets,
+                                                          std::string* skip_reason) {
+  auto binary = find_program("prometheus");
+  if (!binary) {
+    if (skip_reason) *skip_reason = "prometheus not installed (apt-get install prometheus)";
+    return nullptr;
+  }
+  std::unique_ptr<PrometheusServer> p(new PrometheusServer());
+  p->port_ = free_tcp_port();
+  std::string list;
+  for (auto t : targets)
+    list += (list.empty() ? "'127.0.0.1:" : ", '127.0.0.1:") + std::to_string(t) + "'";
+  auto config = p->dir_.path() / "prometheus.yml";
+  {
+    std::ofstream out(config);
+    out << "global:\n  scrape_interval: 500ms\n  scrape_timeout: 400ms\n"
+        << "scrape_configs:\n  - job_name: roam\n    static_configs:\n      - targets: [" << list
+        << "]\n";
+  }
+  p->process_ = Process::spawn(
+      {*binary, "--config.file=" + config.string(),
+       "--storage.tsdb.path=" + (p->dir_.path() / "data").string(),
+       "--web.listen-address=127.0.0.1:" + std::to_string(p->port_), "--log.level=warn"},
+      p->dir_.path() / "prometheus.log");
+  if (!wait_until([&] { return http_get(p->port_, "/-/ready").has_value(); }, 20000)) {
+    throw std::runtime_error("prometheus did not start:\n" + p->log());
+  }
+  return p;
+}
+
+PrometheusServer::~PrometheusServer() {
+  process_.stop();
+}
+
+std::optional<std::string> PrometheusServer::query(const std::string& promql) const {
+  std::string encoded;
+  for (unsigned char c : promql) {
+    if (std::isalnum(c) || c == '_' || c == '-' || c == '.') {
+      encoded.push_back(static_cast<char>(c));
+    } else {
+      char hex[4];
+      std::snprintf(hex, sizeof hex, "%%%02X", c);
+      encoded += hex;
+    }
+  }
+  return http_get(port_, "/api/v1/query?query=" + encoded);
+}
+
+std::string PrometheusServer::log() const {
+  return read_file(dir_.path() / "prometheus.log");
 }
 
 }  // namespace roam::test

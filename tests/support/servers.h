@@ -63,6 +63,24 @@ class RedisServer {
   std::uint16_t port_ = 0;
 };
 
+// Debian's `prometheus` server scraping the given loopback ports every 500 ms.
+class PrometheusServer {
+ public:
+  static std::unique_ptr<PrometheusServer> start(const std::vector<std::uint16_t>& targets,
+                                                 std::string* skip_reason);
+  ~PrometheusServer();
+  std::uint16_t port() const { return port_; }
+  // Result of an instant query (the JSON text), or nullopt on HTTP failure.
+  std::optional<std::string> query(const std::string& promql) const;
+  std::string log() const;
+
+ private:
+  PrometheusServer() = default;
+  TempDir dir_;
+  Process process_;
+  std::uint16_t port_ = 0;
+};
+
 // Sends a bare STUN Binding request to `server` from a fresh socket and waits for any STUN
 // response; true if one arrived within `timeout_ms`.
 bool stun_ping(const SocketAddress& server, int timeout_ms);

@@ -1,12 +1,12 @@
 #include "tests/support/udp_socket.h"
 
-#include <cstring>
-#include <stdexcept>
-
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <stdexcept>
 
 namespace roam::test {
 namespace {
