@@ -14,10 +14,10 @@ inline constexpr std::uint16_t kMaxChannel = 0x4FFF;
 inline constexpr std::size_t kChannelDataHeaderSize = 4;
 
 enum class ChannelDataError {
-  kTooShort,       // fewer than 4 bytes
-  kBadChannel,     // channel number outside 0x4000–0x4FFF
-  kLengthOverflow, // length field larger than the bytes present
-  kTrailingBytes,  // more than 3 bytes of padding after the data (not one ChannelData message)
+  kTooShort,        // fewer than 4 bytes
+  kBadChannel,      // channel number outside 0x4000–0x4FFF
+  kLengthOverflow,  // length field larger than the bytes present
+  kTrailingBytes,   // more than 3 bytes of padding after the data (not one ChannelData message)
 };
 std::string_view describe(ChannelDataError e);
 

@@ -84,7 +84,9 @@ inline constexpr std::uint16_t kFingerprint = 0x8028;              // RFC 8489 �
 inline constexpr std::uint16_t kIceControlled = 0x8029;            // RFC 8445 §7.1.3
 inline constexpr std::uint16_t kIceControlling = 0x802A;           // RFC 8445 §7.1.3
 
-constexpr bool is_comprehension_required(std::uint16_t type) { return type < 0x8000; }
+constexpr bool is_comprehension_required(std::uint16_t type) {
+  return type < 0x8000;
+}
 }  // namespace attr
 
 // RFC 8489 §14.7: FINGERPRINT is CRC-32 XOR this value.
@@ -114,21 +116,21 @@ inline constexpr int kInsufficientCapacity = 508;
 }  // namespace error
 
 enum class ParseError {
-  kTooShort,                  // fewer than 20 bytes
-  kNotStun,                   // top two bits set or wrong magic cookie
-  kBadLength,                 // header length not a multiple of 4 or not matching the datagram
-  kAttributeOverflow,         // an attribute's length runs past the end of the message
-  kTooManyAttributes,         // more than kMaxAttributes
-  kAttributeAfterFingerprint, // FINGERPRINT must be last (RFC 8489 §14.7)
-  kBadFingerprint,            // FINGERPRINT present but wrong
-  kTooLarge,                  // more than kMaxMessageSize bytes
+  kTooShort,                   // fewer than 20 bytes
+  kNotStun,                    // top two bits set or wrong magic cookie
+  kBadLength,                  // header length not a multiple of 4 or not matching the datagram
+  kAttributeOverflow,          // an attribute's length runs past the end of the message
+  kTooManyAttributes,          // more than kMaxAttributes
+  kAttributeAfterFingerprint,  // FINGERPRINT must be last (RFC 8489 §14.7)
+  kBadFingerprint,             // FINGERPRINT present but wrong
+  kTooLarge,                   // more than kMaxMessageSize bytes
 };
 std::string_view describe(ParseError e);
 
 enum class AttributeError {
-  kMissing,   // the attribute is not in the message
-  kBadLength, // its length does not fit its type
-  kBadValue,  // unknown address family, reserved bits, out-of-range code, ...
+  kMissing,    // the attribute is not in the message
+  kBadLength,  // its length does not fit its type
+  kBadValue,   // unknown address family, reserved bits, out-of-range code, ...
 };
 std::string_view describe(AttributeError e);
 
@@ -238,8 +240,8 @@ class MessageBuilder {
   // Appends the integrity attribute(s) computed with `key` (if any) and FINGERPRINT (if asked),
   // then returns the finished message. The builder is single-use. Returns an empty buffer if an
   // earlier call was invalid (a value over 65535 bytes or one making the message exceed
-  // kMaxMessageSize, a string over its kMax*Size, an error code outside 300..699, a channel
-  // outside 0x4000..0x4FFF) or if finish() was already called.
+  // kMaxMessageSize or kMaxAttributes, a string over its kMax*Size, an error code outside
+  // 300..699, a channel outside 0x4000..0x4FFF) or if finish() was already called.
   Bytes finish(const IntegrityKey* key = nullptr, Integrity integrity = Integrity::kSha1,
                bool fingerprint = false);
 
@@ -247,6 +249,7 @@ class MessageBuilder {
   void begin_attribute(std::uint16_t type, std::size_t length);
   Bytes out_;
   TransactionId id_;
+  std::size_t attribute_count_ = 0;  // never more than kMaxAttributes, so parse() accepts it
 };
 
 // The message type field for (method, class): RFC 8489 §5, figure 3.

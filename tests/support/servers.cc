@@ -111,7 +111,6 @@ bool Coturn::launch() {
                                    "--no-tls",
                                    "--no-dtls",
                                    "--no-tcp",
-                                   "--allow-loopback-peers",
                                    "--use-auth-secret",
                                    "--static-auth-secret=" + options_.secret,
                                    "--realm=" + options_.realm,
@@ -120,6 +119,12 @@ bool Coturn::launch() {
                                    "--userdb=" + (dir_.path() / "turndb.sqlite").string(),
                                    "--pidfile=" + (dir_.path() / "turn.pid").string(),
                                    "--no-stun-backward-compatibility"};
+  if (options_.allow_loopback_peers) argv.push_back("--allow-loopback-peers");
+  if (!options_.config_file.empty()) {
+    // "-n" means "no configuration file": replace it, or coturn silently ignores -c.
+    argv[1] = "-c";
+    argv.insert(argv.begin() + 2, options_.config_file);
+  }
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   process_ = Process::spawn(argv, dir_.path() / "stdout.log");
   return wait_until([&] { return stun_ping(address(), 100); }, 10000);

@@ -17,6 +17,8 @@ struct CoturnOptions {
   std::string secret = "roam-test-secret";
   std::string realm = "roam.test";
   int relay_ports = 40;  // size of the relay port range (each reservation needs a pair)
+  bool allow_loopback_peers = true;  // tests relay to 127.0.0.1 peers; production denies it
+  std::string config_file;           // passed with -c; command-line options override it
   std::vector<std::string> extra_args;
 };
 

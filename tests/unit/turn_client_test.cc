@@ -409,6 +409,24 @@ TEST_F(TurnClientTest, LostRefreshReportsAllocationLost) {
   EXPECT_EQ(client_.state(), State::kFailed);
 }
 
+TEST_F(TurnClientTest, ExplicitRefreshReportsAServerThatForgotTheAllocation) {
+  allocate();
+  events();
+  client_.refresh(now_);
+  pump();
+  EXPECT_TRUE(find<Refreshed>(events()));
+  // A restarted server answers 437: the allocation is gone.
+  client_.refresh(now_);
+  auto request = client_.poll_transmit();
+  ASSERT_TRUE(request);
+  auto m = stun::Message::parse(*request);
+  client_.handle_datagram(now_, server_.error(*m, 437, false));
+  auto lost = find<AllocationLost>(events());
+  ASSERT_TRUE(lost);
+  EXPECT_EQ(lost->failure, Failure::kAllocationMismatch);
+  EXPECT_EQ(client_.state(), State::kFailed);
+}
+
 TEST_F(TurnClientTest, DeallocateSendsZeroLifetime) {
   allocate();
   events();
