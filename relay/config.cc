@@ -112,7 +112,8 @@ std::optional<RelayConfig> parse_config(int argc, char** argv, int* exit_code) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    *exit_code = app.exit(e);
+    // --help exits 0; every other parse problem is a configuration error: 2, like ours.
+    *exit_code = app.exit(e) == 0 ? 0 : 2;
     return std::nullopt;
   }
   auto address = SocketAddress::parse(coturn);

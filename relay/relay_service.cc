@@ -136,7 +136,7 @@ void RelayService::run() {
     if (e.kind == redis::ConnectionEvent::Kind::kConnected) {
       spdlog::info("redis connected");
     } else {
-      spdlog::warn("redis {}: {}; retrying in {} ms", redis::to_string(e.kind),
+      spdlog::warn("redis {}: {}; retrying in {:.0f} ms", redis::to_string(e.kind),
                    redis::to_string(e.cause), to_ms(e.retry_in));
     }
   });

@@ -128,9 +128,11 @@ asio::awaitable<void> probe_interface(InterfaceReport& report, const ResolvedSer
         report.turn =
             TurnProbeResult{.error = std::string(auth::turn_rest::describe(credentials.error()))};
       } else {
-        report.turn =
-            co_await probe_turn(socket->socket, *server,
-                                {credentials->username, credentials->password}, options.timeout);
+        // A named variable, not a braced temporary inside co_await: GCC 12 destroys such
+        // temporaries twice (notes/platform.md).
+        turn::Credentials turn_credentials{credentials->username, credentials->password};
+        report.turn = co_await probe_turn(socket->socket, *server, std::move(turn_credentials),
+                                          options.timeout);
         if (report.turn->relayed && !options.realm.empty() && report.turn->realm != options.realm) {
           report.turn->error = "server realm is '" + report.turn->realm + "', not '" +
                                options.realm + "' as configured";

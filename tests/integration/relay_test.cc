@@ -1,6 +1,7 @@
 // roam-relay as a process against real redis-server and turnserver: pool fill, token take and
 // redemption by an independent TURN client, expiry, coturn and Redis restarts, Prometheus.
 #include <ctime>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -363,6 +364,38 @@ TEST(RelayConfig, BadValuesNameTheSetting) {
     auto out = test::read_file(dir.path() / "out.log");
     EXPECT_NE(out.find(flag), std::string::npos) << out;
   }
+}
+
+TEST(RelayConfig, TomlFileAndEnvironmentUseTheFlagNames) {
+  test::TempDir dir;
+  {
+    std::ofstream toml(dir.path() / "relay.toml");
+    toml << "secret = \"0123456789abcdef\"\nrealm = \"r\"\ncoturn = \"not-an-address\"\n";
+  }
+  auto p = Process::spawn({std::string(ROAM_BINARY_DIR) + "/bin/roam-relay", "--config",
+                           (dir.path() / "relay.toml").string()},
+                          dir.path() / "toml.log");
+  for (int i = 0; i < 200 && p.running(); ++i)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_FALSE(p.running());
+  // The file's secret and realm were read (else the error would name them), its coturn too.
+  auto out = test::read_file(dir.path() / "toml.log");
+  EXPECT_NE(out.find("--coturn"), std::string::npos) << out;
+  EXPECT_NE(out.find("not-an-address"), std::string::npos) << out;
+
+  ::setenv("ROAM_RELAY_SECRET", "0123456789abcdef", 1);
+  ::setenv("ROAM_RELAY_REALM", "r", 1);
+  ::setenv("ROAM_RELAY_POOL_TARGET", "-5", 1);
+  auto q =
+      Process::spawn({std::string(ROAM_BINARY_DIR) + "/bin/roam-relay"}, dir.path() / "env.log");
+  for (int i = 0; i < 200 && q.running(); ++i)
+    std::this_thread::sleep_for(10ms);
+  ::unsetenv("ROAM_RELAY_SECRET");
+  ::unsetenv("ROAM_RELAY_REALM");
+  ::unsetenv("ROAM_RELAY_POOL_TARGET");
+  EXPECT_FALSE(q.running());
+  out = test::read_file(dir.path() / "env.log");
+  EXPECT_NE(out.find("--pool-target"), std::string::npos) << out;
 }
 
 TEST(RelayConfig, UnreachableCoturnAndRedisKeepTheDaemonRetrying) {
