@@ -4,18 +4,9 @@
 
 #include "common/redis/command.h"
 #include "common/relay/pool_layout.h"
+#include "relay/unix_time.h"
 
 namespace roam::relay {
-
-namespace {
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 Registry::Registry(redis::Client& redis, const RelayConfig& config, RelayMetrics& metrics)
     : redis_(redis), config_(config), metrics_(metrics) {}
@@ -38,7 +29,7 @@ boost::asio::awaitable<void> Registry::beat(const RegistrySnapshot& now) {
                          "allocations",  std::to_string(now.allocations),
                          "pool",         std::to_string(now.pool),
                          "pool_target",  std::to_string(config_.pool_target),
-                         "updated_ms",   std::to_string(unix_ms())};
+                         "updated_ms",   std::to_string(unix_ms_now())};
   auto a = co_await redis_.command(std::move(hset));
   auto b = co_await redis::run(redis_, "PEXPIRE", key, std::to_string(ttl_ms.count()));
   auto c = co_await redis::run(redis_, "SADD", instances_key(), config_.instance_id);

@@ -10,21 +10,12 @@
 
 #include "common/redis/command.h"
 #include "common/relay/pool_layout.h"
+#include "relay/unix_time.h"
 #include "relay/pool/reservation.h"
 
 namespace roam::relay {
 
 namespace asio = boost::asio;
-
-namespace {
-
-std::int64_t unix_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 PoolManager::PoolManager(asio::any_io_executor executor, redis::Client& redis,
                          PoolManagerConfig config, RelayMetrics& metrics)
@@ -76,7 +67,7 @@ asio::awaitable<void> PoolManager::discard(const char* why) {
 
 asio::awaitable<void> PoolManager::maintain() {
   const std::string key = pool_key(config_.instance_id);
-  const std::int64_t now = unix_ms();
+  const std::int64_t now = unix_ms_now();
   // Expire: members whose usable life is over (score = usable-until).
   auto removed = co_await redis::run(redis_, "ZREMRANGEBYSCORE", key, "-inf", std::to_string(now));
   auto members = co_await redis::run(redis_, "ZRANGE", key, "0", "-1");
@@ -103,7 +94,7 @@ asio::awaitable<void> PoolManager::maintain() {
 }
 
 asio::awaitable<void> PoolManager::create_one(std::uint64_t epoch) {
-  const std::int64_t started_ms = unix_ms();
+  const std::int64_t started_ms = unix_ms_now();
   ReservationRequest request{config_.coturn, config_.credentials(), seconds(5)};
   auto made = co_await make_reservation(executor_, std::move(request));
   if (epoch != coturn_.epoch || stopping_) co_return;  // a restart voided it meanwhile
