@@ -10,8 +10,8 @@
 
 #include "common/redis/command.h"
 #include "common/relay/pool_layout.h"
-#include "relay/unix_time.h"
 #include "relay/pool/reservation.h"
+#include "relay/unix_time.h"
 
 namespace roam::relay {
 

@@ -289,6 +289,35 @@ TEST_F(RelayTest, RedisRestartIsSurvived) {
   expect_redeems(*entry);
 }
 
+TEST_F(RelayTest, RegistryEntryDisappearsWhenTheSidecarStops) {
+  ASSERT_TRUE(pool_full()) << relay_log();
+  SyncRedis r(redis_->port());
+  ASSERT_TRUE(eventually(
+      [&] {
+        return r.command({"EXISTS", instance_key(kInstance)}).integer == 1;
+      },
+      3s));
+  // Graceful stop: deregisters and drops its pool at once.
+  relay_.signal(SIGTERM);
+  EXPECT_TRUE(eventually([&] { return !relay_.running(); }, 5s));
+  EXPECT_EQ(r.command({"EXISTS", instance_key(kInstance)}).integer, 0);
+  EXPECT_EQ(r.command({"EXISTS", pool_key(kInstance)}).integer, 0);
+  EXPECT_EQ(r.command({"SISMEMBER", instances_key(), kInstance}).integer, 0);
+  // Crash: the entry expires by itself within three heartbeats (3 × 0.2 s).
+  start_relay();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return r.command({"EXISTS", instance_key(kInstance)}).integer == 1;
+      },
+      5s));
+  relay_.signal(SIGKILL);
+  EXPECT_TRUE(eventually(
+      [&] {
+        return r.command({"EXISTS", instance_key(kInstance)}).integer == 0;
+      },
+      1500ms));
+}
+
 TEST_F(RelayTest, PrometheusScrapesPoolAndRelayedTraffic) {
   ASSERT_TRUE(pool_full()) << relay_log();
   std::string skip;
