@@ -1,0 +1,162 @@
+"""Fault injection takes effect when asked, measured with the probe: link down/up, silent
+blackhole, NAT rebinding (same and new ports), mapping expiry, process kill/restart."""
+
+import time
+
+import pytest
+
+from roamlab import Host, LabError, Router, Topology, topologies
+from roamlab.measure import p2p_pair, ping, ping_background, reflector, request
+
+
+def _delta(after, before, key="tx_packets"):
+    return after[key] - before[key]
+
+
+def _operstate(lab, node, iface):
+    return lab.run(node, ["cat", f"/sys/class/net/{iface}/operstate"]).stdout.strip()
+
+
+def test_link_down_moves_traffic_to_the_other_uplink_and_back(make_lab, report):
+    lab = make_lab(topologies.get("multihomed"))
+    home, mobile = lab.external("home"), lab.external("mobile")
+    wifi_addr = lab.addr("alice", "wifi")
+
+    def through(count=30):
+        w0, c0 = lab.counters("alice", "wifi"), lab.counters("alice", "cell")
+        r = ping(lab, "alice", reflector(lab), count=count, interval_ms=5, wait_ms=300)
+        w1, c1 = lab.counters("alice", "wifi"), lab.counters("alice", "cell")
+        return r, _delta(w1, w0), _delta(c1, c0)
+
+    r, wifi_tx, cell_tx = through()
+    assert r["received"] == 30 and wifi_tx >= 30 and cell_tx < 5, (r, wifi_tx, cell_tx)
+    assert request(lab, "alice", reflector(lab))["mapped"].startswith(home + ":")
+
+    # Continuous traffic across the whole sequence (default route, unbound socket).
+    thread, flow = ping_background(lab, "alice", reflector(lab), count=200, interval_ms=10,
+                                   timeline=True, wait_ms=300)
+    time.sleep(0.5)
+    lab.link_down("alice", "wifi")
+    down_at = time.monotonic()
+    assert _operstate(lab, "alice", "wifi") == "down"
+    bound = request(lab, "alice", reflector(lab), bind=wifi_addr)
+    # A socket bound to the vanished address gets an error (EHOSTUNREACH), it does not leak
+    # out through the other uplink with a foreign source address.
+    assert not bound["ok"] and bound.get("send_error"), bound
+    r, wifi_tx, cell_tx_down = through()
+    assert r["received"] == 30 and wifi_tx == 0 and cell_tx_down >= 30, (r, wifi_tx, cell_tx_down)
+    assert request(lab, "alice", reflector(lab))["mapped"].startswith(mobile + ":")
+
+    lab.link_up("alice", "wifi")
+    up_at = time.monotonic()
+    r, wifi_tx, cell_tx = through()
+    assert r["received"] == 30 and wifi_tx >= 30 and cell_tx < 5, (r, wifi_tx, cell_tx)
+    assert request(lab, "alice", reflector(lab), bind=wifi_addr)["mapped"].startswith(home + ":")
+    thread.join(30)
+    report(f"link down/up (multihomed): background flow {flow['received']}/{flow['sent']} "
+           f"echoes, wifi down for {up_at - down_at:.2f} s; during a 30-ping check while down cell "
+           f"sent {cell_tx_down} packets (with the background flow), wifi 0; after up wifi "
+           f"{wifi_tx}, cell {cell_tx}")
+    assert flow["sent"] == 200 and flow["loss"] < 0.1, flow
+
+
+def test_blackhole_is_silent_and_clears(make_lab, report):
+    lab = make_lab(topologies.get("multihomed"))
+    wifi, cell = lab.addr("alice", "wifi"), lab.addr("alice", "cell")
+    assert ping(lab, "alice", reflector(lab), bind=wifi, count=20, interval_ms=5)["received"] == 20
+    with lab.blackhole("alice", "wifi"):
+        w0 = lab.counters("alice", "wifi")
+        r = ping(lab, "alice", reflector(lab), bind=wifi, count=20, interval_ms=5, wait_ms=300)
+        w1 = lab.counters("alice", "wifi")
+        assert r["received"] == 0 and r["send_errors"] == {}, r   # no local signal at all
+        assert _operstate(lab, "alice", "wifi") == "up"
+        assert _delta(w1, w0) >= 20                                  # packets did leave
+        assert _delta(w1, w0, "rx_packets") < 3                      # nothing came back
+        # The other uplink is untouched; wifi's IPv6 path is dead as well.
+        other = ping(lab, "alice", reflector(lab), bind=cell, count=20, interval_ms=5)
+        assert other["received"] == 20
+        r6 = ping(lab, "alice", reflector(lab, family=6), bind=lab.addr("alice", "wifi", 6),
+                  count=10, interval_ms=5, wait_ms=300)
+        assert r6["received"] == 0, r6
+    r = ping(lab, "alice", reflector(lab), bind=wifi, count=20, interval_ms=5)
+    report(f"blackhole: 0/20 echoes while active, interface up, no send error; "
+           f"{r['received']}/20 after clear")
+    assert r["received"] == 20
+
+
+def test_rebinding_flushes_mappings_and_can_change_ports(make_lab, report):
+    lab = make_lab(topologies.get("multihomed"))
+    bind = f"{lab.addr('alice', 'wifi')}:41000"
+    first = request(lab, "alice", reflector(lab), bind=bind)
+    assert first["mapped"] == f"{lab.external('home')}:41000", first
+    assert lab.nat_status("home")["mappings"]
+
+    lab.rebind("home")
+    assert lab.nat_status("home")["mappings"] == []
+    assert not [line for line in lab.conntrack("home") if "41000" in line]
+    same = request(lab, "alice", reflector(lab), bind=bind)
+    assert same["mapped"] == first["mapped"], same   # port preservation picks it again
+
+    # Mid-flow rebinding with a new port: the flow goes on, the server sees a new source.
+    thread, flow = ping_background(lab, "alice", reflector(lab), bind=bind, count=100,
+                                   interval_ms=10, wait_ms=300)
+    time.sleep(0.4)
+    lab.rebind("home", new_ports=True)
+    moved = request(lab, "alice", reflector(lab), bind=bind)
+    thread.join(30)
+    ip, _, port = moved["mapped"].rpartition(":")
+    report(f"rebinding: {first['mapped']} -> flush -> {same['mapped']} -> flush with new port "
+           f"-> {moved['mapped']}; flow across it {flow['received']}/{flow['sent']}")
+    assert ip == lab.external("home") and int(port) != 41000, moved
+    assert flow["received"] >= 90, flow
+
+    # A symmetric NAT picks a random port for the next flow anyway.
+    cell_bind = f"{lab.addr('alice', 'cell')}:41001"
+    s1 = request(lab, "alice", reflector(lab), bind=cell_bind)
+    lab.rebind("mobile")
+    s2 = request(lab, "alice", reflector(lab), bind=cell_bind)
+    assert s1["ok"] and s2["ok"] and s1["mapped"] != s2["mapped"], (s1, s2)
+
+
+def test_masquerade_refuses_port_changing_rebind(make_lab):
+    lab = make_lab(topologies.get("nat-masquerade"), reflector=False)
+    lab.rebind("nat")  # a flush is fine
+    with pytest.raises(LabError, match="preserves source ports"):
+        lab.rebind("nat", new_ports=True)
+
+
+def test_full_cone_mapping_expires_with_conntrack_timeout(make_lab, report):
+    topo = Topology("short-timeout", routers=[Router("nat", nat="full-cone", udp_timeout=2)],
+                    hosts=[Host("alice", {"eth0": "nat"})])
+    lab = make_lab(topo)
+    port = 42000
+    mapped = request(lab, "alice", reflector(lab), bind=f"{lab.addr('alice')}:{port}")["mapped"]
+    stranger = f"{lab.cloud(4, 1)}:3499"
+
+    def unsolicited():
+        _, listener = p2p_pair(lab, "cloud", stranger, "alice", f"{lab.addr('alice')}:{port}",
+                               count=5, interval_ms=20, b_sends=False, a_peer=mapped)
+        return listener["received"]
+
+    got_open = unsolicited()          # full cone: anyone may send to a live mapping
+    deadline = time.monotonic() + 10
+    while lab.nat_status("nat")["mappings"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    idle = 10 - (deadline - time.monotonic())
+    got_expired = unsolicited()
+    report(f"full-cone mapping {mapped}: stranger got in {got_open}/5 while live; mapping "
+           f"expired after {idle:.1f} s idle (udp timeout 2 s); then {got_expired}/5")
+    assert got_open == 5
+    assert lab.nat_status("nat")["mappings"] == [] or got_expired == 0
+    assert got_expired == 0
+
+
+def test_process_kill_and_restart(make_lab):
+    lab = make_lab(topologies.get("nat-port-restricted"), reflector=False)
+    from roamlab.measure import start_reflector
+    server = start_reflector(lab)
+    assert request(lab, "alice", reflector(lab))["ok"]
+    assert server.kill() == -9
+    assert not request(lab, "alice", reflector(lab), timeout=0.2, tries=2)["ok"]
+    server.start().wait_line("ready")
+    assert request(lab, "alice", reflector(lab))["ok"]

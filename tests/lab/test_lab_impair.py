@@ -1,0 +1,78 @@
+"""User-space WAN impairments (roam-lab-impair on NFQUEUE): what packets actually experience
+is what was configured, measured with echoes through a NAT router's WAN link."""
+
+import pytest
+
+from roamlab import Host, Impair, LabError, Router, Topology, binary
+from roamlab.measure import ping, reflector
+
+
+@pytest.fixture(scope="module")
+def impair_tool():
+    try:
+        return binary("roam-lab-impair")
+    except LabError as e:
+        pytest.fail(str(e))
+
+
+def _wan(egress=None, ingress=None):
+    return Topology("wan", routers=[Router("nat", nat="port-restricted",
+                                           wan_impair=(egress, ingress))],
+                    hosts=[Host("alice", {"eth0": "nat"})])
+
+
+def test_40ms_rtt_is_measured_as_40ms(make_lab, report, impair_tool):
+    lab = make_lab(_wan(egress=Impair(delay_ms=20), ingress=Impair(delay_ms=20)))
+    r4 = ping(lab, "alice", reflector(lab), count=400, interval_ms=5)
+    r6 = ping(lab, "alice", reflector(lab, family=6), count=100, interval_ms=5)
+    for imp in lab.impairments:
+        imp.remove()
+    base = ping(lab, "alice", reflector(lab), count=100, interval_ms=5)
+    q4, q6 = r4["rtt_ms"], r6["rtt_ms"]
+    report(f"RTT configured 40 ms (20 ms each way on the WAN): IPv4 n={r4['received']} "
+           f"median {q4['p50']} mean {q4['mean']} min {q4['min']} p95 {q4['p95']} "
+           f"stdev {q4['stdev']} ms; IPv6 n={r6['received']} median {q6['p50']} mean "
+           f"{q6['mean']} ms; without impairment median {base['rtt_ms']['p50']} ms")
+    assert r4["received"] == 400 and r6["received"] == 100
+    for q in (q4, q6):
+        assert abs(q["p50"] - 40) <= 3, q
+        assert abs(q["mean"] - 40) <= 3, q
+        assert q["min"] >= 40, q  # a packet never leaves early
+
+
+def test_5_percent_loss_is_measured_within_tolerance(make_lab, report, impair_tool):
+    lab = make_lab(_wan(egress=Impair(loss=0.05, seed=20240501)))
+    n = 4000
+    r = ping(lab, "alice", reflector(lab), count=n, interval_ms=1, wait_ms=500)
+    stats = lab.impairments[0].stats()
+    measured = 1 - r["received"] / r["sent"]
+    # Binomial standard deviation at n=4000: 0.34 %; +-1.25 % is about 3.6 sigma.
+    report(f"loss configured 5 % on WAN egress: echoes lost {r['sent'] - r['received']}/"
+           f"{r['sent']} = {measured * 100:.2f} %; tool dropped {stats['dropped_loss']}/"
+           f"{stats['received']} = {100 * stats['dropped_loss'] / stats['received']:.2f} %")
+    assert r["sent"] == n
+    assert abs(measured - 0.05) <= 0.0125, r
+    # Every lost echo is one the tool dropped: no other loss on the path.
+    assert abs((r["sent"] - r["received"]) - stats["dropped_loss"]) <= 2, (r, stats)
+
+
+def test_jitter_and_rate(make_lab, report, impair_tool):
+    lab = make_lab(_wan(egress=Impair(delay_ms=20, jitter_ms=5)))
+    j = ping(lab, "alice", reflector(lab), count=300, interval_ms=5)["rtt_ms"]
+    for imp in lab.impairments:
+        imp.remove()
+    # 1 Mbit/s: a 1250-byte datagram (1278 bytes of IPv4) serializes in 10.2 ms.
+    lab.impair("nat", "wan", egress=Impair(rate_kbit=1000))
+    sparse = ping(lab, "alice", reflector(lab), count=40, interval_ms=50, size=1250)["rtt_ms"]
+    # Offered 2 Mbit/s for 1 s: the queue grows, the rate holds.
+    burst = ping(lab, "alice", reflector(lab), count=200, interval_ms=5, size=1250, wait_ms=3000)
+    rate_kbit = burst["received"] * 1278 * 8 / 1000 / (burst["rtt_ms"]["max"] / 1000 + 200 * 0.005)
+    report(f"jitter 20+-5 ms one way: RTT min {j['min']} median {j['p50']} max {j['max']} "
+           f"stdev {j['stdev']} ms; rate 1000 kbit/s: 1250-byte RTT median {sparse['p50']} ms "
+           f"(10.2 expected); 2x overload delivered ~{rate_kbit:.0f} kbit/s, "
+           f"max queueing RTT {burst['rtt_ms']['max']} ms")
+    assert j["min"] >= 15 and j["p95"] <= 27, j  # FIFO: a packet may wait for its predecessor
+    assert j["stdev"] >= 1.0, j
+    assert 10.2 <= sparse["p50"] <= 12.5, sparse
+    assert burst["received"] == 200           # below the queue limit nothing is dropped
+    assert burst["rtt_ms"]["max"] >= 900      # ... but the last one waited for 99 others
