@@ -1,10 +1,10 @@
 #include "common/util/random.h"
 
+#include <sys/random.h>
+
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
-
-#include <sys/random.h>
 
 namespace roam {
 

@@ -1,9 +1,9 @@
 #include "common/util/socket_address.h"
 
+#include <arpa/inet.h>
+
 #include <charconv>
 #include <cstring>
-
-#include <arpa/inet.h>
 
 namespace roam {
 

@@ -25,6 +25,7 @@
 #include "relay/stats/stats_exporter.h"
 #include "tests/support/servers.h"
 #include "tests/support/udp_socket.h"
+#include "tests/support/wait.h"
 
 namespace roam::relay {
 namespace {
@@ -35,14 +36,7 @@ using test::Coturn;
 using test::RedisServer;
 using test::UdpSocket;
 
-bool eventually(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using test::eventually;
 
 // One TURN client on its own socket, pumped in real time; counts its wire traffic with coturn.
 class Session {
@@ -136,8 +130,7 @@ class CoturnStats : public ::testing::Test {
     redis_ = RedisServer::start(&skip);
     if (!redis_) GTEST_SKIP() << skip;
     test::CoturnOptions options;
-    options.extra_args = {"--redis-statsdb=ip=127.0.0.1 dbname=5 port=" +
-                          std::to_string(redis_->port()) + " connect_timeout=30"};
+    options.statsdb_redis_port = redis_->port();
     coturn_ = Coturn::start(options, &skip);
     if (!coturn_) GTEST_SKIP() << skip;
 

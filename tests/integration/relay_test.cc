@@ -12,6 +12,7 @@
 #include "tests/support/servers.h"
 #include "tests/support/sync_clients.h"
 #include "tests/support/turn_session.h"
+#include "tests/support/wait.h"
 
 namespace roam::relay {
 namespace {
@@ -26,14 +27,7 @@ using test::SyncRedis;
 constexpr int kPoolTarget = 8;
 constexpr char kInstance[] = "relay-test-1";
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
+using test::eventually;
 
 class RelayTest : public ::testing::Test {
  protected:
@@ -42,8 +36,7 @@ class RelayTest : public ::testing::Test {
     redis_ = RedisServer::start(&skip);
     if (!redis_) GTEST_SKIP() << skip;
     test::CoturnOptions options;
-    options.extra_args = {"--redis-statsdb=ip=127.0.0.1 dbname=0 port=" +
-                          std::to_string(redis_->port()) + " connect_timeout=30"};
+    options.statsdb_redis_port = redis_->port();
     coturn_ = Coturn::start(options, &skip);
     if (!coturn_) GTEST_SKIP() << skip;
     metrics_port_ = test::free_tcp_port();

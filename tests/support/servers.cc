@@ -120,6 +120,10 @@ bool Coturn::launch() {
                                    "--pidfile=" + (dir_.path() / "turn.pid").string(),
                                    "--no-stun-backward-compatibility"};
   if (options_.allow_loopback_peers) argv.push_back("--allow-loopback-peers");
+  if (options_.statsdb_redis_port) {
+    argv.push_back("--redis-statsdb=ip=127.0.0.1 dbname=0 port=" +
+                   std::to_string(*options_.statsdb_redis_port) + " connect_timeout=30");
+  }
   if (!options_.config_file.empty()) {
     // "-n" means "no configuration file": replace it, or coturn silently ignores -c.
     argv[1] = "-c";

@@ -16,9 +16,11 @@ namespace roam::test {
 struct CoturnOptions {
   std::string secret = "roam-test-secret";
   std::string realm = "roam.test";
-  int relay_ports = 40;  // size of the relay port range (each reservation needs a pair)
+  int relay_ports = 40;              // size of the relay port range (each reservation needs a pair)
   bool allow_loopback_peers = true;  // tests relay to 127.0.0.1 peers; production denies it
   std::string config_file;           // passed with -c; command-line options override it
+  // Publish allocation stats to this local Redis (coturn's --redis-statsdb).
+  std::optional<std::uint16_t> statsdb_redis_port;
   std::vector<std::string> extra_args;
 };
 
