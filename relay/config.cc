@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/auth/turn_rest.h"
 #include "common/relay/pool_layout.h"
 
 namespace roam::relay {
@@ -123,6 +124,13 @@ std::optional<RelayConfig> parse_config(int argc, char** argv, int* exit_code) {
     throw ConfigError("--secret (ROAM_RELAY_SECRET): coturn's static-auth-secret is required");
   }
   if (c.realm.empty()) throw ConfigError("--realm (ROAM_RELAY_REALM): coturn's realm is required");
+  // Every credential the relay mints uses this secret: reject one minting would refuse, now,
+  // rather than on the first reservation.
+  if (c.secret.size() < auth::turn_rest::kMinSecretSize ||
+      c.secret.size() > auth::turn_rest::kMaxSecretSize) {
+    throw ConfigError("--secret: " + std::string(auth::turn_rest::describe(
+                                         auth::turn_rest::TurnRestError::kBadSecret)));
+  }
   split_host_port(redis, "--redis", c.redis_host, c.redis_port);
   if (stats_redis.empty()) {
     c.stats_redis_host = c.redis_host;

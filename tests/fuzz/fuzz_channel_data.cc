@@ -10,19 +10,12 @@
 #include "common/stun/channel_data.h"
 #include "common/stun/demux.h"
 #include "common/stun/message.h"
+#include "tests/fuzz/fuzz_check.h"
 
 namespace {
 
 using namespace roam;
 using namespace roam::stun;
-
-#define FUZZ_CHECK(cond)                                                           \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      std::fprintf(stderr, "invariant violated: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                \
-    }                                                                              \
-  } while (0)
 
 }  // namespace
 

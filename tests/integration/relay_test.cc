@@ -375,7 +375,8 @@ TEST(RelayConfig, BadValuesNameTheSetting) {
        std::vector<std::pair<std::string, std::string>>{{"--coturn", "nonsense"},
                                                         {"--redis", "localhost"},
                                                         {"--instance-id", "has space"},
-                                                        {"--external-ip", "1.2.3"}}) {
+                                                        {"--external-ip", "1.2.3"},
+                                                        {"--secret", "too-short"}}) {
     auto dir = test::TempDir();
     auto p = Process::spawn({std::string(ROAM_BINARY_DIR) + "/bin/roam-relay", "--secret",
                              "0123456789abcdef", "--realm", "r", flag, value},
