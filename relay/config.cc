@@ -2,12 +2,11 @@
 
 #include <unistd.h>
 
-#include <charconv>
-
 #include <CLI/CLI.hpp>
 
 #include "common/auth/turn_rest.h"
 #include "common/relay/pool_layout.h"
+#include "common/util/host_port.h"
 
 namespace roam::relay {
 namespace {
@@ -15,20 +14,10 @@ namespace {
 // "host:port" for Redis (names allowed: hiredis resolves them).
 void split_host_port(const std::string& text, const char* setting, std::string& host,
                      std::uint16_t& port) {
-  auto colon = text.rfind(':');
-  unsigned value = 0;
-  if (colon == std::string::npos || colon == 0) {
-    throw ConfigError(std::string(setting) + ": expected HOST:PORT, got '" + text + "'");
-  }
-  auto digits = std::string_view(text).substr(colon + 1);
-  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
-  if (ec != std::errc{} || end != digits.data() + digits.size() || value == 0 || value > 65535) {
-    throw ConfigError(std::string(setting) + ": bad port in '" + text + "'");
-  }
-  host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
-    host = host.substr(1, host.size() - 2);
-  port = static_cast<std::uint16_t>(value);
+  auto parsed = parse_host_port(text);
+  if (!parsed) throw ConfigError(std::string(setting) + ": " + parsed.error());
+  host = parsed->host;
+  port = parsed->port;
 }
 
 std::string hostname() {

@@ -1,0 +1,63 @@
+// roam-signaling's process: N I/O threads (one Shard each), the WSS listener handing
+// connections to shards round-robin, the admin endpoint, the instance's Redis channel, the
+// registry heartbeat and graceful shutdown (SIGTERM/SIGINT: stop accepting, close 1012,
+// hard stop after --shutdown-grace; a second signal stops at once).
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "common/redis/subscriber.h"
+#include "signaling-server/admin_server.h"
+#include "signaling-server/config.h"
+#include "signaling-server/router.h"
+#include "signaling-server/server_context.h"
+#include "signaling-server/server_metrics.h"
+
+namespace prometheus {
+class Registry;
+}
+
+namespace roam::signaling {
+
+class Server {
+ public:
+  // Binds both listeners and loads the TLS files; throws std::runtime_error with the cause.
+  explicit Server(ServerConfig config);
+  ~Server();
+  // Prints the ready line, serves until shut down, returns when every thread has stopped.
+  void run();
+
+ private:
+  Shard& shard0() { return *shards_.front(); }
+  boost::asio::awaitable<void> accept_loop();
+  boost::asio::awaitable<void> heartbeat_loop();
+  boost::asio::awaitable<void> refresh_registrations();
+  boost::asio::awaitable<void> drain();
+  void begin_shutdown();
+  void stop_all();
+  Health health() const;
+
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<ServerContext> context_;
+  std::unique_ptr<Router> router_;
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
+  std::unique_ptr<redis::Subscriber> subscriber_;
+  std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
+  std::unique_ptr<AdminServer> admin_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
+  std::size_t next_shard_ = 0;
+};
+
+// Raises RLIMIT_NOFILE towards `wanted` (soft to hard; as root also the hard limit, up to
+// fs.nr_open). Returns the soft limit in effect.
+std::uint64_t raise_fd_limit(std::uint64_t wanted);
+
+}  // namespace roam::signaling
