@@ -6,16 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include "common/signaling/route_envelope.h"
 #include "common/util/time.h"
 
 namespace roam::signaling {
 
 struct Outgoing {
-  enum class SessionOp : std::uint8_t {
-    kNone,
-    kOpen,   // a `session`: the receiving connection now belongs to `session` with `peer`
-    kClose,  // a `bye`: the receiving connection leaves `session`
-  };
+  using SessionOp = signaling::SessionOp;
 
   std::string text;       // an encoded ServerMessage
   std::string_view type;  // its type name (static storage), for metrics

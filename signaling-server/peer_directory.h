@@ -12,7 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "signaling-server/peer_info.h"
+#include "common/signaling/peer_info.h"
 
 namespace roam::signaling {
 

@@ -5,7 +5,7 @@
 #include "common/log/log.h"
 #include "signaling-server/connection.h"
 #include "signaling-server/redis_layout.h"
-#include "signaling-server/route_envelope.h"
+#include "common/signaling/route_envelope.h"
 
 namespace roam::signaling {
 
@@ -13,6 +13,14 @@ std::int64_t unix_micros_now() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
              std::chrono::system_clock::now().time_since_epoch())
       .count();
+}
+
+std::string_view static_type_name(std::string_view type) {
+  static constexpr std::string_view kTypes[] = {"welcome", "session", "candidate", "bye", "error"};
+  for (auto t : kTypes) {
+    if (t == type) return t;
+  }
+  return "error";
 }
 
 void post_to(const std::shared_ptr<Connection>& connection, Outgoing message) {
@@ -36,8 +44,10 @@ boost::asio::awaitable<Delivery> Router::deliver(redis::Client& redis, const std
                                 .count();
     message.timing = Outgoing::Timing::kRemote;
   }
+  RoutedMessage routed{message.text,    std::string(message.type), message.op,
+                       message.session, message.peer,              message.received_unix_us};
   std::vector<std::string> keys{layout::peer_key(peer)};
-  std::vector<std::string> args{encode_delivery(peer, message)};
+  std::vector<std::string> args{encode_delivery(peer, routed)};
   auto published = co_await redis.eval(context_.route_script, std::move(keys), std::move(args));
   if (!published || !published->as_integer()) {
     context_.metrics.redis_errors.Increment();
@@ -71,7 +81,16 @@ void Router::on_published(const redis::Message& published) {
     context_.metrics.undeliverable.Increment();
     return;
   }
-  post_to(local->connection, std::move(envelope->message));
+  auto& routed = envelope->message;
+  Outgoing message;
+  message.text = std::move(routed.text);
+  message.type = static_type_name(routed.type);
+  message.op = routed.op;
+  message.session = std::move(routed.session);
+  message.peer = std::move(routed.peer);
+  message.timing = Outgoing::Timing::kRemote;
+  message.received_unix_us = routed.received_unix_us;
+  post_to(local->connection, std::move(message));
 }
 
 }  // namespace roam::signaling

@@ -41,5 +41,7 @@ class Router {
 };
 
 std::int64_t unix_micros_now();
+// The static string for a server message type name (Outgoing::type must outlive the message).
+std::string_view static_type_name(std::string_view type);
 
 }  // namespace roam::signaling

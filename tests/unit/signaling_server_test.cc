@@ -4,11 +4,11 @@
 
 #include "common/ice/candidate_text.h"
 #include "signaling-server/connection_limiter.h"
-#include "signaling-server/peer_info.h"
+#include "common/signaling/peer_info.h"
 #include "signaling-server/rate_limiter.h"
 #include "signaling-server/relay_directory.h"
 #include "signaling-server/relay_grants.h"
-#include "signaling-server/route_envelope.h"
+#include "common/signaling/route_envelope.h"
 
 namespace roam::signaling {
 namespace {
@@ -153,10 +153,10 @@ TEST(SignalingPeerInfo, RoundTripsAndRejectsGarbage) {
 }
 
 TEST(SignalingRouteEnvelope, DeliveryRoundTrips) {
-  Outgoing m;
+  RoutedMessage m;
   m.text = R"({"type":"session","session":"x"})";
   m.type = "session";
-  m.op = Outgoing::SessionOp::kOpen;
+  m.op = SessionOp::kOpen;
   m.session = "0123456789abcdef0123456789abcdef";
   m.peer = "alice";
   m.received_unix_us = 1763726400123456;
@@ -164,13 +164,7 @@ TEST(SignalingRouteEnvelope, DeliveryRoundTrips) {
   ASSERT_TRUE(e) << e.error();
   EXPECT_EQ(e->kind, Envelope::Kind::kDeliver);
   EXPECT_EQ(e->peer, "bob");
-  EXPECT_EQ(e->message.text, m.text);
-  EXPECT_EQ(e->message.type, "session");
-  EXPECT_EQ(e->message.op, Outgoing::SessionOp::kOpen);
-  EXPECT_EQ(e->message.session, m.session);
-  EXPECT_EQ(e->message.peer, "alice");
-  EXPECT_EQ(e->message.timing, Outgoing::Timing::kRemote);
-  EXPECT_EQ(e->message.received_unix_us, m.received_unix_us);
+  EXPECT_EQ(e->message, m);
 }
 
 TEST(SignalingRouteEnvelope, KickFromTheRegisterScript) {
@@ -186,7 +180,9 @@ TEST(SignalingRouteEnvelope, RejectsMalformed) {
                           R"({"k":"m","peer":"b","type":"nope","text":"","us":1})",
                           R"({"k":"m","peer":"b","type":"bye","text":"","us":"1"})",
                           R"({"k":"m","peer":"b","type":"bye","text":"","us":1,"op":"open"})",
-                          R"({"k":"zap","peer":"b"})"}) {
+                          R"({"k":"zap","peer":"b"})",
+                          R"({"k":"kick","peer":"b","gen":0})",
+                          R"({"k":"m","peer":"b","type":"bye","text":"","us":1,"s":"x"})"}) {
     EXPECT_FALSE(decode_envelope(bad)) << bad;
   }
 }

@@ -1,4 +1,4 @@
-#include "signaling-server/route_envelope.h"
+#include "common/signaling/route_envelope.h"
 
 #include <array>
 
@@ -8,15 +8,14 @@ namespace roam::signaling {
 namespace json = boost::json;
 namespace {
 
-// Outgoing::type points at static storage; map the wire text back onto it.
 constexpr std::array<std::string_view, 5> kTypes{"welcome", "session", "candidate", "bye",
                                                  "error"};
 
-std::string_view op_name(Outgoing::SessionOp op) {
+std::string_view op_name(SessionOp op) {
   switch (op) {
-    case Outgoing::SessionOp::kOpen: return "open";
-    case Outgoing::SessionOp::kClose: return "close";
-    case Outgoing::SessionOp::kNone: break;
+    case SessionOp::kOpen: return "open";
+    case SessionOp::kClose: return "close";
+    case SessionOp::kNone: break;
   }
   return "";
 }
@@ -28,12 +27,12 @@ const json::string* string_member(const json::object& o, std::string_view name) 
 
 }  // namespace
 
-std::string encode_delivery(std::string_view peer, const Outgoing& m) {
+std::string encode_delivery(std::string_view peer, const RoutedMessage& m) {
   json::object o;
   o["k"] = "m";
   o["peer"] = peer;
   o["type"] = m.type;
-  if (m.op != Outgoing::SessionOp::kNone) {
+  if (m.op != SessionOp::kNone) {
     o["op"] = op_name(m.op);
     o["s"] = m.session;
     o["p"] = m.peer;
@@ -48,17 +47,21 @@ expected<Envelope, std::string> decode_envelope(std::string_view text) {
   boost::system::error_code ec;
   json::parse_options options;
   options.max_depth = 4;
-  auto value = json::parse(text, ec, {}, options);
+  json::monotonic_resource resource;
+  auto value = json::parse(text, ec, &resource, options);
   if (ec || !value.is_object()) return unexpected(std::string("envelope: not a JSON object"));
   const auto& o = value.as_object();
   const auto* kind = string_member(o, "k");
   const auto* peer = string_member(o, "peer");
   if (!kind || !peer) return unexpected(std::string("envelope: missing k or peer"));
+  if (!valid_peer_id(*peer)) return unexpected(std::string("envelope: bad peer id"));
   Envelope e;
   e.peer = std::string(*peer);
   if (*kind == "kick") {
     auto* gen = o.if_contains("gen");
-    if (!gen || !gen->is_int64()) return unexpected(std::string("kick: missing gen"));
+    if (!gen || !gen->is_int64() || gen->as_int64() <= 0) {
+      return unexpected(std::string("kick: gen must be a positive integer"));
+    }
     e.kind = Envelope::Kind::kKick;
     e.generation = gen->as_int64();
     return e;
@@ -70,27 +73,31 @@ expected<Envelope, std::string> decode_envelope(std::string_view text) {
   if (!type || !body || !us || !us->is_int64()) {
     return unexpected(std::string("envelope: missing type, text or us"));
   }
-  auto& m = e.message;
-  for (auto t : kTypes) {
-    if (*type == t) m.type = t;
+  if (std::find(kTypes.begin(), kTypes.end(), std::string_view(*type)) == kTypes.end()) {
+    return unexpected(std::string("envelope: unknown message type"));
   }
-  if (m.type.empty()) return unexpected(std::string("envelope: unknown message type"));
+  if (body->size() > kMaxMessageSize) return unexpected(std::string("envelope: text too large"));
+  auto& m = e.message;
+  m.type = std::string(*type);
   m.text = std::string(*body);
-  m.timing = Outgoing::Timing::kRemote;
   m.received_unix_us = us->as_int64();
   if (const auto* op = string_member(o, "op")) {
     const auto* s = string_member(o, "s");
     const auto* p = string_member(o, "p");
-    if (!s || !p) return unexpected(std::string("envelope: op without s/p"));
+    if (!s || !p || !valid_session_id(*s) || !valid_peer_id(*p)) {
+      return unexpected(std::string("envelope: op needs a valid s and p"));
+    }
     if (*op == "open") {
-      m.op = Outgoing::SessionOp::kOpen;
+      m.op = SessionOp::kOpen;
     } else if (*op == "close") {
-      m.op = Outgoing::SessionOp::kClose;
+      m.op = SessionOp::kClose;
     } else {
       return unexpected(std::string("envelope: unknown op"));
     }
     m.session = std::string(*s);
     m.peer = std::string(*p);
+  } else if (o.contains("s") || o.contains("p")) {
+    return unexpected(std::string("envelope: s/p without op"));
   }
   return e;
 }

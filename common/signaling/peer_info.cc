@@ -1,4 +1,4 @@
-#include "signaling-server/peer_info.h"
+#include "common/signaling/peer_info.h"
 
 #include <boost/json.hpp>
 
