@@ -192,9 +192,9 @@ std::string_view type_name(const ClientMessage& message);
 std::string_view type_name(const ServerMessage& message);
 
 // Field validators shared with the server (the JWT subject is a peer id, etc.).
-bool valid_peer_id(std::string_view id);     // 1..kMaxPeerIdSize chars in 0x21..0x7e
-bool valid_request_id(std::string_view id);  // 1..kMaxRequestIdSize chars in 0x21..0x7e
-bool valid_session_id(std::string_view id);  // kSessionIdSize lower-case hex digits
+bool valid_peer_id(std::string_view id);               // 1..kMaxPeerIdSize chars in 0x21..0x7e
+bool valid_request_id(std::string_view id);            // 1..kMaxRequestIdSize chars in 0x21..0x7e
+bool valid_session_id(std::string_view id);            // kSessionIdSize lower-case hex digits
 bool valid_fingerprint(std::string_view fingerprint);  // "sha-256 " + 32 "XX" joined by ':'
 bool valid_ice_credentials(const IceCredentials& ice);
 
