@@ -37,6 +37,12 @@ std::optional<PeerDirectory::Entry> PeerDirectory::find(const std::string& peer)
   return Entry{std::move(connection), it->second.info, it->second.generation};
 }
 
+std::shared_ptr<Connection> PeerDirectory::connection_of(const std::string& peer) const {
+  std::lock_guard lock(mutex_);
+  auto it = peers_.find(peer);
+  return it == peers_.end() ? nullptr : it->second.connection.lock();
+}
+
 std::size_t PeerDirectory::peers() const {
   std::lock_guard lock(mutex_);
   return peers_.size();

@@ -36,6 +36,8 @@ class PeerDirectory {
   void set_generation(const std::string& peer, const Connection* connection,
                       std::int64_t generation);
   std::optional<Entry> find(const std::string& peer) const;
+  // The connection alone (the forwarding hot path: no copy of the peer's info).
+  std::shared_ptr<Connection> connection_of(const std::string& peer) const;
   std::size_t peers() const;
 
   struct Registered {

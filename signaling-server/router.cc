@@ -32,8 +32,8 @@ void post_to(const std::shared_ptr<Connection>& connection, Outgoing message) {
 
 boost::asio::awaitable<Delivery> Router::deliver(redis::Client& redis, const std::string& peer,
                                                  Outgoing message) {
-  if (auto local = context_.directory.find(peer)) {
-    post_to(local->connection, std::move(message));
+  if (auto local = context_.directory.connection_of(peer)) {
+    post_to(local, std::move(message));
     co_return Delivery::kLocal;
   }
   // Across instances the steady clock means nothing: restate the arrival time in Unix time.
@@ -64,12 +64,11 @@ void Router::on_published(const redis::Message& published) {
     spdlog::warn("{}: ignoring a malformed envelope: {}", published.channel, envelope.error());
     return;
   }
-  auto local = context_.directory.find(envelope->peer);
+  auto local = context_.directory.connection_of(envelope->peer);
   if (envelope->kind == Envelope::Kind::kKick) {
     if (!local) return;
     auto generation = envelope->generation;
-    boost::asio::post(local->connection->get_executor(),
-                      [connection = local->connection, generation] {
+    boost::asio::post(local->get_executor(), [connection = local, generation] {
                         connection->kick_if_older(generation);
                       });
     return;
@@ -90,7 +89,7 @@ void Router::on_published(const redis::Message& published) {
   message.peer = std::move(routed.peer);
   message.timing = Outgoing::Timing::kRemote;
   message.received_unix_us = routed.received_unix_us;
-  post_to(local->connection, std::move(message));
+  post_to(local, std::move(message));
 }
 
 }  // namespace roam::signaling
