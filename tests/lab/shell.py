@@ -2,7 +2,8 @@
 """Bring a lab topology up for a person to explore; tear it down on Enter, Ctrl-C or SIGTERM.
 
     sudo /usr/bin/python3 tests/lab/shell.py two-nats            # or: --list
-    sudo /usr/bin/python3 tests/lab/shell.py multihomed --stack  # + coturn, redis, roam-relay
+    sudo /usr/bin/python3 tests/lab/shell.py multihomed --stack  # + coturn, redis, roam-relay,
+                                                                 #   two roam-signaling
     sudo /usr/bin/python3 tests/lab/shell.py --sweep             # leftovers of killed runs
 
 Prints every node with its namespace, addresses and the command to enter it.
@@ -15,9 +16,11 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from roamlab import Lab, LabError, can_run, sweep, topologies  # noqa: E402
+from roamlab.lab import subscriber_firewall  # noqa: E402
 from roamlab.measure import REFLECTOR_PORTS, start_reflector  # noqa: E402
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "roamlab", "probe.py")
+SIGCLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "roamlab", "sigclient.py")
 
 
 def describe(lab, stack):
@@ -35,6 +38,8 @@ def describe(lab, stack):
                 what += " (IPv6 too)"
             if r.firewall6:
                 what += ", IPv6 stateful firewall"
+                if subscriber_firewall(r):
+                    what += " (also between its subscribers)"
         out.append(f"{node}  [{what}]  namespace {lab.ns(node)}")
         if kind == "core":
             out.append(f"    lan {plan.lan4[node]}  {plan.lan6[node]}  (public segment)")
@@ -53,11 +58,23 @@ def describe(lab, stack):
             f" classify --server {lab.cloud(4, 0)}:3490 --alt-addr {lab.cloud(4, 1)}:3490"
             f" --alt-both {lab.cloud(4, 1)}:3491 --alt-port {lab.cloud(4, 0)}:3491"]
     if stack:
-        coturn = stack[0]
-        out += [f"coturn {coturn.address} (secret {coturn.secret}, realm {coturn.realm}), "
-                f"redis {stack[1].address}" + (", roam-relay" if stack[2] else ""),
+        coturn = stack.coturn
+        out += ["", f"coturn {coturn.address} (secret {coturn.secret}, realm {coturn.realm}), "
+                f"redis {stack.redis.address}" + (", roam-relay" if stack.relay else ""),
                 f"    e.g. in a host: roam doctor --stun {coturn.address} --turn-secret "
                 f"{coturn.secret} --realm {coturn.realm}"]
+        for sig in stack.signaling:
+            out.append(f"roam-signaling {sig.instance}: {sig.url} (admin http://{sig.admin}/, "
+                       f"from the cloud); kill: kill -9 {sig.process.pid}")
+        if stack.signaling:
+            sig = stack.signaling[0]
+            urls = " ".join(f"--url {s.url}" for s in stack.signaling)
+            out += [f"    certificate (pin it as the CA): {sig.cert}",
+                    f"    JWT secret: {sig.jwt_secret}  (audience {sig.audience})",
+                    f"    a token: ROAM_SIGNALING_JWT_SECRET={sig.jwt_secret} {sig.binary} token "
+                    f"--peer alice",
+                    f"    e.g. in a host: /usr/bin/python3 {SIGCLIENT} {urls} --ca {sig.cert} "
+                    f"--token {sig.token('alice', ttl=86400)} [--connect bob]"]
     out += ["", "Teardown kills every process inside the lab's namespaces, shells included."]
     return "\n".join(out)
 
@@ -67,7 +84,8 @@ def main():
     p.add_argument("topology", nargs="?", help="a name from --list")
     p.add_argument("--list", action="store_true", help="list the topologies")
     p.add_argument("--stack", action="store_true",
-                   help="start coturn, redis-server and roam-relay in the cloud")
+                   help="start coturn, redis-server, roam-relay and two roam-signaling "
+                        "instances in the cloud")
     p.add_argument("--sweep", action="store_true",
                    help="only remove leftovers (namespaces, processes) of dead lab runs")
     args = p.parse_args()
@@ -97,7 +115,7 @@ def main():
             stack = None
             if args.stack:
                 from roamlab.services import start_stack
-                stack = start_stack(lab)
+                stack = start_stack(lab, signaling=2)
             print(describe(lab, stack), flush=True)
             print("\nPress Enter (or Ctrl-C) to tear the lab down.", flush=True)
             try:

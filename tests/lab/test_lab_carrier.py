@@ -61,3 +61,31 @@ def test_carrier_v6_blocks_ipv4_p2p_while_ipv6_works(make_lab, report):
            f"20; IPv6 simultaneous open received {a6['received']} and {b6['received']} of 20")
     assert a6["received"] >= 15 and b6["received"] >= 15, (a6, b6)
     assert request(lab, "alice", reflector(lab))["ok"]
+
+
+def test_carrier_v6_firewall_stands_between_subscribers_of_one_carrier(make_lab, report):
+    """alice and carol on the same carrier: their IPv6 packets hairpin through it, and each
+    one's firewall state must be opened by her own packets, as between two homes."""
+    lab = make_lab(topologies.get("carrier-v6"), reflector=False)
+    a = _ep(lab, "alice", family=6, port=47000)
+    c = _ep(lab, "carol", family=6, port=47000)
+    alone_a, alone_c = p2p_pair(lab, "alice", a, "carol", c, count=20, b_sends=False)
+    assert alone_a["sent"] == 20 and not alone_a["send_errors"]
+    assert alone_c["received"] == 0, alone_c
+    dropped = lab.subscriber_firewall_drops("carol")
+    assert dropped >= 20, dropped
+    # Simultaneous open, carol 200 ms after alice: alice's early packets die at carol's
+    # firewall, carol's first packet passes alice's (alice already sent to her) and opens both.
+    sim_a, sim_c = p2p_pair(lab, "alice", a, "carol", c, count=30, interval_ms=20,
+                            b_delay_s=0.2)
+    report(f"carrier-v6, alice and carol on one carrier: unsolicited IPv6 received "
+           f"{alone_c['received']}/20 ({dropped} dropped by carol's firewall); simultaneous "
+           f"open alice got {sim_a['received']}/{sim_c['sent']}, carol got "
+           f"{sim_c['received']}/{sim_a['sent']}")
+    assert sim_a["received"] >= 25, sim_a
+    assert 10 <= sim_c["received"] < 30, sim_c
+    assert sim_a["from"] == {c: sim_a["received"]}   # no translation: own addresses
+    assert sim_c["from"] == {a: sim_c["received"]}
+    # IPv4 between them stays blocked by the carrier's UDP policy.
+    a4, c4 = p2p_pair(lab, "alice", _ep(lab, "alice"), "carol", _ep(lab, "carol"), count=10)
+    assert a4["received"] == 0 and c4["received"] == 0

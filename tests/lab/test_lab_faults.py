@@ -84,6 +84,47 @@ def test_blackhole_is_silent_and_clears(make_lab, report):
     assert r["received"] == 20
 
 
+def test_host_blackhole_cuts_lan_peers_too_silently(make_lab, report):
+    """at="host": the fault sits in alice's own namespace, so even bob on the same LAN bridge
+    loses her (a router blackhole does not touch LAN traffic); peer= narrows it to one
+    address. No send error, interface up, ARP/ND keep working."""
+    lab = make_lab(topologies.get("lan"))
+    a4, b4 = f"{lab.addr('alice')}:48000", f"{lab.addr('bob')}:48000"
+    a6 = f"[{lab.addr('alice', family=6)}]:48000"
+    b6 = f"[{lab.addr('bob', family=6)}]:48000"
+
+    def pair(a=a4, b=b4, count=20):
+        ra, rb = p2p_pair(lab, "alice", a, "bob", b, count=count)
+        assert not ra["send_errors"] and not rb["send_errors"], (ra, rb)
+        return ra["received"], rb["received"]
+
+    assert pair() == (20, 20)
+    with lab.blackhole("alice"):                  # in the router: the LAN is not affected
+        assert pair() == (20, 20)
+    with lab.blackhole("alice", at="host") as fault:
+        c0 = lab.counters("alice", "eth0")
+        got4, got6 = pair(), pair(a6, b6)
+        c1 = lab.counters("alice", "eth0")
+        cloud = ping(lab, "alice", reflector(lab), count=20, interval_ms=5, wait_ms=300)
+        assert got4 == (0, 0) and got6 == (0, 0), (got4, got6)
+        assert cloud["received"] == 0 and cloud["send_errors"] == {}, cloud
+        assert _operstate(lab, "alice", "eth0") == "up"
+        assert _delta(c1, c0) < 5      # alice's packets die inside her own namespace
+        dropped = fault.dropped()
+        assert dropped >= 100, dropped  # 20 each way in both pairs, 20 pings
+    with lab.blackhole("alice", at="host", peer=lab.addr("bob")) as only_bob:
+        got = pair()
+        cloud = ping(lab, "alice", reflector(lab), count=20, interval_ms=5, wait_ms=300)
+        assert got == (0, 0) and cloud["received"] == 20, (got, cloud)
+        assert pair(a6, b6, count=10) == (10, 10)   # bob's IPv6 address is another path
+    after = pair()
+    report(f"host blackhole (lan): alice<->bob 20/20 under a router blackhole; at the host "
+           f"IPv4 {got4}, IPv6 {got6}, cloud {cloud['received']}/20 with the peer-only one, "
+           f"{dropped} packets dropped silently; peer-only blackhole dropped "
+           f"{only_bob.dropped()}; after clear {after}")
+    assert after == (20, 20)
+
+
 def test_rebinding_flushes_mappings_and_can_change_ports(make_lab, report):
     lab = make_lab(topologies.get("multihomed"))
     bind = f"{lab.addr('alice', 'wifi')}:41000"

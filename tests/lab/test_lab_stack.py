@@ -1,5 +1,6 @@
-"""The real stack in the cloud segment: coturn, redis-server and roam-relay, and `roam doctor`
-in NATed hosts reporting the NAT's external address and a working relay."""
+"""The real stack in the cloud segment: coturn, redis-server, roam-relay and roam-signaling, and
+`roam doctor` in NATed hosts reporting the NAT's external address and a working relay.
+(roam-signaling over WSS from NATed hosts: test_lab_signaling.py.)"""
 
 import json
 import time
@@ -37,9 +38,12 @@ def _rows(report, iface=None):
 def test_doctor_behind_nats_reports_external_address_and_relay(make_lab, report, roam_bin):
     try:
         lab = make_lab(topologies.get("multihomed"), reflector=False)
-        coturn, redis, relay = start_stack(lab)
+        stack = start_stack(lab)
     except FileNotFoundError as e:
         pytest.skip(str(e))
+    coturn, relay = stack.coturn, stack.relay
+    (signaling,) = stack.signaling
+    assert signaling.healthy(), signaling.log()
     code, rep = doctor(lab, "alice", coturn, roam_bin)
     lines = []
     for iface, router in (("wifi", "home"), ("cell", "mobile")):
@@ -60,14 +64,15 @@ def test_doctor_behind_nats_reports_external_address_and_relay(make_lab, report,
     while relay.pool_size() < 10 and time.monotonic() < deadline:
         time.sleep(0.2)
     report("roam doctor in alice (multihomed): " + "; ".join(lines) +
-           f"; roam-relay pool {relay.pool_size()}/10")
+           f"; roam-relay pool {relay.pool_size()}/10; roam-signaling {signaling.instance} "
+           f"ready on {signaling.wss}")
     assert relay.pool_size() == 10, relay.process.log()[-3000:]
 
 
 def test_doctor_on_carrier_reaches_the_allow_listed_cloud(make_lab, roam_bin):
     try:
         lab = make_lab(topologies.get("carrier"), reflector=False)
-        coturn, _, _ = start_stack(lab, relay=False)
+        coturn = start_stack(lab, relay=False, signaling=0).coturn
     except FileNotFoundError as e:
         pytest.skip(str(e))
     code, rep = doctor(lab, "alice", coturn, roam_bin)
@@ -79,7 +84,8 @@ def test_doctor_on_carrier_reaches_the_allow_listed_cloud(make_lab, roam_bin):
 def test_coturn_and_redis_kill_and_restart(make_lab, roam_bin):
     try:
         lab = make_lab(topologies.get("nat-port-restricted"), reflector=False)
-        coturn, redis, _ = start_stack(lab, relay=False)
+        stack = start_stack(lab, relay=False, signaling=0)
+        coturn, redis = stack.coturn, stack.redis
     except FileNotFoundError as e:
         pytest.skip(str(e))
     coturn.process.kill()

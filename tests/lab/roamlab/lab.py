@@ -21,6 +21,7 @@ import atexit
 import ctypes
 import errno
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -40,10 +41,19 @@ TMP_ROOT = "/tmp"
 NETNS_DIR = "/run/netns"
 RUN_RE = re.compile(r"^rl(\d+x[0-9a-f]{4})-")
 NATD_QUEUE = 100          # NFQUEUE number of the NAT daemon inside a router namespace
+BLACKHOLE_QUEUE = 65535   # an NFQUEUE queue nobody binds: a silent drop (see blackhole())
 IMPAIR_QUEUE_BASE = 1     # impairment queues count up from here, per namespace
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
 PR_SET_PDEATHSIG = 1
+CLONE_NEWNET = 0x40000000
+
+
+def subscriber_firewall(router: T.Router):
+    """Whether the router's IPv6 firewall also stands between its own subscribers."""
+    if router.firewall6_subscribers is not None:
+        return router.firewall6_subscribers
+    return router.isolate and router.firewall6
 
 
 class LabError(RuntimeError):
@@ -65,6 +75,60 @@ def _child_setup():
     # The child dies with the lab process even on SIGKILL (it is kept across `ip netns exec`'s
     # execve). Runs in the forked child before exec.
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _setns(fd):
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def socket_in_namespace(ns, family=socket.AF_INET, type=socket.SOCK_STREAM, proto=0):
+    """A socket created inside network namespace `ns` (a name under /run/netns). A socket
+    belongs to the namespace it was created in for good: bind, connect, send and receive act
+    there, whichever namespace the calling thread is in later. Only the calling thread enters
+    `ns`, for the socket() call, and always returns to its own namespace."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                return socket.socket(family, type, proto)
+            finally:
+                _setns(own)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
+REALTIME_PRIORITY = 10
+
+
+def realtime_argv(argv):
+    """argv run under SCHED_FIFO (chrt), when chrt exists and may be used here.
+
+    The impairment tool and the measuring probes hold or timestamp packets to the
+    sub-millisecond; under ordinary scheduling, other work on the machine (a compile on both
+    cores) delays them by milliseconds and the lab measures that instead of its own link.
+    Real-time priority keeps them ahead of ordinary processes; the kernel's RT throttling
+    (sched_rt_runtime_us) still leaves the machine 5 % even if one of them spun."""
+    if _realtime_ok():
+        return ["chrt", "-f", str(REALTIME_PRIORITY)] + list(argv)
+    return list(argv)
+
+
+_REALTIME = []
+
+
+def _realtime_ok():
+    if not _REALTIME:
+        chrt = shutil.which("chrt")
+        ok = bool(chrt) and subprocess.run([chrt, "-f", str(REALTIME_PRIORITY), "true"],
+                                           capture_output=True).returncode == 0
+        _REALTIME.append(ok)
+    return _REALTIME[0]
 
 
 def _sh(argv, check=True, timeout=60, input=None):
@@ -320,14 +384,27 @@ class Impairment:
 
 
 class Fault:
-    """A reversible fault (blackhole); `clear()` undoes it. Usable as a context manager."""
+    """A reversible fault (blackhole); `clear()` undoes it. Usable as a context manager.
+    `dropped()` counts the packets its rules dropped so far (final count after clear())."""
 
-    def __init__(self, lab, description, undo):
+    def __init__(self, lab, description, undo, counter=None):
         self.lab, self.description, self._undo = lab, description, undo
+        self._counter = counter
+        self._final = None
         self.active = True
+
+    def dropped(self):
+        if self._final is not None:
+            return self._final
+        return self._counter() if self._counter else None
 
     def clear(self):
         if self.active:
+            if self._counter:
+                try:
+                    self._final = self._counter()
+                except LabError:
+                    pass
             self._undo()
             self.active = False
 
@@ -355,6 +432,7 @@ class Lab:
         self._processes = []        # Process
         self._impairments = []
         self._faults = []
+        self._fault_seq = 0
         self._queues = {}           # node -> next NFQUEUE number
         self._natd = {}             # router -> (Process, control path)
         self._old_handlers = {}
@@ -506,18 +584,29 @@ class Lab:
         self._processes.append(p)
         return p
 
-    def python(self, node, script, *args, timeout=60, check=True):
-        """Runs one of roamlab's scripts (e.g. "probe.py") in the node; returns its JSON output."""
-        r = self.run(node, [PYTHON, os.path.join(HERE, script)] + [str(a) for a in args],
-                     timeout=timeout, check=check)
+    def socket(self, node, family=4, type=socket.SOCK_STREAM, proto=0):
+        """A socket of this test process that lives in the node's namespace (family 4 or 6, or
+        an AF_* constant): connect/bind/send act there, e.g. a TCP or WebSocket client in a
+        NATed host driven by asyncio in the test itself. The caller closes it."""
+        if family in (4, 6):
+            family = socket.AF_INET if family == 4 else socket.AF_INET6
+        return socket_in_namespace(self.ns(node), family, type, proto)
+
+    def python(self, node, script, *args, timeout=60, check=True, realtime=False):
+        """Runs one of roamlab's scripts (e.g. "probe.py") in the node; returns its JSON output.
+        realtime=True runs it under SCHED_FIFO (realtime_argv()), for timing measurements."""
+        argv = [PYTHON, os.path.join(HERE, script)] + [str(a) for a in args]
+        r = self.run(node, realtime_argv(argv) if realtime else argv, timeout=timeout,
+                     check=check)
         try:
             return json.loads(r.stdout)
         except ValueError:
             raise LabError(f"[{node}] {script} {' '.join(map(str, args))} printed no JSON "
                            f"(exit {r.returncode}):\n{r.stdout}{r.stderr}") from None
 
-    def python_popen(self, node, script, *args, name=None):
-        return self.popen(node, [PYTHON, os.path.join(HERE, script)] + [str(a) for a in args],
+    def python_popen(self, node, script, *args, name=None, realtime=False):
+        argv = [PYTHON, os.path.join(HERE, script)] + [str(a) for a in args]
+        return self.popen(node, realtime_argv(argv) if realtime else argv,
                           name=name or script.replace(".py", ""), stdout=subprocess.PIPE)
 
     def _iptables(self, node, family, args, check=True):
@@ -548,6 +637,7 @@ class Lab:
         self._addresses_and_routes()
         for r in self.topology.routers:
             self._router_rules(r)
+        self._subscriber_firewalls()
         for r in self.topology.routers:
             if r.nat in T.DAEMON_NAT_KINDS:
                 self._start_natd(r)
@@ -698,6 +788,45 @@ class Lab:
             if text:
                 self._restore(r.name, family, text)
 
+    def _subscriber_firewalls(self):
+        """The IPv6 firewall between subscribers of one router (T.Router.firewall6_subscribers).
+
+        Subscriber-to-subscriber packets enter and leave the router on its LAN, so its FORWARD
+        rules cannot tell them apart from outbound traffic, and one conntrack table cannot hold
+        two independent per-subscriber states for one packet (alice->bob must open alice's
+        pinhole even while bob's firewall still drops it). Each subscriber host therefore
+        carries its own share of the carrier's firewall: chain ROAM_FW6_<iface> in its INPUT,
+        applied only to packets from the same router's other subscribers (its LAN prefix,
+        minus the router itself): replies to what the host sent pass, everything else dies.
+        """
+        for a in self.plan.attachments:
+            if self.plan.kinds[a.node] != "host" or a.router == T.INTERNET:
+                continue
+            r = self.topology.router(a.router)
+            if not subscriber_firewall(r):
+                continue
+            chain = f"ROAM_FW6_{a.iface}"
+            prefix = self.plan.lan6[a.router].network
+            rules = [f":{chain} - [0:0]",
+                     f"-A INPUT -i {a.iface} -s {prefix} -j {chain}",
+                     f"-A {chain} -s {a.gw6} -j RETURN",
+                     f"-A {chain} -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN",
+                     f"-A {chain} -p ipv6-icmp --icmpv6-type neighbour-solicitation -j RETURN",
+                     f"-A {chain} -p ipv6-icmp --icmpv6-type neighbour-advertisement -j RETURN",
+                     f"-A {chain} -j DROP"]
+            self._restore(a.node, 6, "*filter\n" + "\n".join(rules) + "\nCOMMIT\n")
+
+    def subscriber_firewall_drops(self, host, iface=None):
+        """Packets from other subscribers that the host's share of its carrier's IPv6
+        firewall dropped (0 when there is none)."""
+        a = self.plan.attachment(host, iface)
+        r = self._iptables(host, 6, ["-L", f"ROAM_FW6_{a.iface}", "-v", "-x", "-n"], check=False)
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) > 2 and f[2] == "DROP":
+                return int(f[0])
+        return 0
+
     @staticmethod
     def _udp_policy(allowed):
         rules = [":ROAM_UDP_POLICY - [0:0]", "-I FORWARD 1 -p udp -j ROAM_UDP_POLICY"]
@@ -791,26 +920,87 @@ class Lab:
                 return
         raise KeyError(f"{node!r} has no interface {iface!r}")
 
-    def blackhole(self, node, iface=None):
-        """Silently drops everything on the path through the node's uplink, in its router:
-        the interface stays up and sending succeeds, nothing arrives either way (a dead Wi-Fi
-        backhaul). Packets from the node are dropped before conntrack (the NAT sees nothing);
-        packets to it after NAT. Returns a Fault; clear() restores the path."""
+    def blackhole(self, node, iface=None, *, at="router", peer=None):
+        """Silently drops the path through the node's uplink `iface` (its first by default):
+        the interface stays up, sending succeeds, nothing arrives either way. Returns a Fault;
+        clear() restores the path, dropped() counts the packets dropped.
+
+        at="router": in the uplink's router (a dead backhaul). Packets from the node are
+            dropped before conntrack (the NAT sees nothing), packets to it after NAT. Only
+            routed traffic: hosts on the same LAN bridge still reach each other.
+        at="host": in the node's own namespace, for everything on that interface, LAN peers
+            included (a dead Wi-Fi link that still looks associated). Inbound: raw PREROUTING
+            DROP. Outbound: mangle POSTROUTING NFQUEUE to a queue nobody listens on (no
+            --queue-bypass), which the kernel frees while telling the sender the send went
+            fine; a DROP in the host's own OUTPUT/POSTROUTING would fail every send with EPERM,
+            a local signal. ARP and neighbour discovery keep working, so no "host unreachable"
+            appears either.
+        peer: only traffic between the node and this address (IPv4 or IPv6); at="router" it
+            is the address the router sees, e.g. a cloud address or a peer's NAT mapping.
+        """
+        if at not in ("router", "host"):
+            raise ValueError(f"at={at!r}: 'router' or 'host'")
         a = self.plan.attachment(node, iface)
-        specs = [(4, "raw", ["PREROUTING", "-s", str(a.addr4.ip), "-j", "DROP"]),
-                 (4, "filter", ["FORWARD", "-d", str(a.addr4.ip), "-j", "DROP"]),
-                 (4, "filter", ["OUTPUT", "-d", str(a.addr4.ip), "-j", "DROP"]),
-                 (6, "raw", ["PREROUTING", "-s", str(a.addr6.ip), "-j", "DROP"]),
-                 (6, "filter", ["FORWARD", "-d", str(a.addr6.ip), "-j", "DROP"]),
-                 (6, "filter", ["OUTPUT", "-d", str(a.addr6.ip), "-j", "DROP"])]
-        for family, table, spec in specs:
-            self._iptables(a.router, family, ["-t", table, "-I"] + spec)
+        families = (4, 6)
+        if peer is not None:
+            peer = str(ipaddress.ip_address(peer))
+            families = (ipaddress.ip_address(peer).version,)
+        self._fault_seq += 1
+        tag = f"roamlab-blackhole-{self._fault_seq}"
+        comment = ["-m", "comment", "--comment", tag]
+        nd = [["-p", "ipv6-icmp", "--icmpv6-type", t, "-j", "ACCEPT"]
+              for t in ("neighbour-solicitation", "neighbour-advertisement")]
+        specs = []          # (family, table, chain spec), in insertion order (-I)
+        if at == "router":
+            where = a.router
+            for family in families:
+                own = str((a.addr4 if family == 4 else a.addr6).ip)
+                to_peer = ["-d", peer] if peer else []
+                from_peer = ["-s", peer] if peer else []
+                specs += [(family, "raw", ["PREROUTING", "-s", own] + to_peer + comment
+                           + ["-j", "DROP"]),
+                          (family, "filter", ["FORWARD", "-d", own] + from_peer + comment
+                           + ["-j", "DROP"]),
+                          (family, "filter", ["OUTPUT", "-d", own] + from_peer + comment
+                           + ["-j", "DROP"])]
+        else:
+            where = node
+            for family in families:
+                inbound = ["-i", a.iface] + (["-s", peer] if peer else [])
+                outbound = ["-o", a.iface] + (["-d", peer] if peer else [])
+                specs += [(family, "raw", ["PREROUTING"] + inbound + comment + ["-j", "DROP"]),
+                          (family, "mangle", ["POSTROUTING"] + outbound + comment
+                           + ["-j", "NFQUEUE", "--queue-num", str(BLACKHOLE_QUEUE)])]
+                if family == 6:   # inserted after, so they sit above the drops
+                    specs += [(6, "raw", ["PREROUTING", "-i", a.iface] + rule) for rule in nd]
+                    specs += [(6, "mangle", ["POSTROUTING", "-o", a.iface] + rule) for rule in nd]
+        installed = []
 
         def undo():
-            for family, table, spec in specs:
-                self._iptables(a.router, family, ["-t", table, "-D"] + spec, check=False)
+            for family, table, spec in reversed(installed):
+                self._iptables(where, family, ["-t", table, "-D"] + spec, check=False)
 
-        fault = Fault(self, f"blackhole {node}:{a.iface} in {a.router}", undo)
+        try:
+            for family, table, spec in specs:
+                self._iptables(where, family, ["-t", table, "-I"] + spec)
+                installed.append((family, table, spec))
+        except BaseException:
+            undo()
+            raise
+
+        def counter():
+            total = 0
+            for family in families:
+                tool = "iptables-save" if family == 4 else "ip6tables-save"
+                out = self.run(where, [tool, "-c"]).stdout
+                for line in out.splitlines():
+                    m = re.match(r"^\[(\d+):\d+\] .*--comment " + re.escape(tag) + r"\b", line)
+                    if m:
+                        total += int(m.group(1))
+            return total
+
+        what = f"{node}:{a.iface}" + (f"<->{peer}" if peer else "")
+        fault = Fault(self, f"blackhole {what} in {where}", undo, counter)
         self._faults.append(fault)
         return fault
 
@@ -844,7 +1034,8 @@ class Lab:
             queue = self._queues.get(node, IMPAIR_QUEUE_BASE)
             self._queues[node] = queue + 1
             stats = os.path.join(self.dir, f"impair-{node}-{iface}-{direction}.json")
-            p = self.popen(node, [tool, f"--queue={queue}", f"--stats={stats}"] + spec.args(),
+            p = self.popen(node, realtime_argv([tool, f"--queue={queue}", f"--stats={stats}"]
+                                               + spec.args()),
                            name=f"impair-{iface}-{direction}", stdout=subprocess.PIPE)
             p.wait_line("ready")
             if direction == "egress":

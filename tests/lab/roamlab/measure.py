@@ -6,13 +6,13 @@
         ping(lab, "alice", reflector(lab), count=200)
 """
 
+import shutil
+import tempfile
 import threading
-import time
 
 from .topology import CLOUD
 
 REFLECTOR_PORTS = (3490, 3491)
-STARTUP_S = 0.5   # time for both p2p sides to start and bind before they send
 
 
 def _ep(host, port):
@@ -26,7 +26,7 @@ def start_reflector(lab, node=CLOUD):
         for index in (0, 1):
             for port in REFLECTOR_PORTS:
                 endpoints.append(_ep(lab.cloud(family, index), port))
-    p = lab.python_popen(node, "probe.py", "serve", *endpoints, name="reflector")
+    p = lab.python_popen(node, "probe.py", "serve", *endpoints, name="reflector", realtime=True)
     p.wait_line("ready")
     return p
 
@@ -65,7 +65,8 @@ def ping(lab, host, target, count=100, interval_ms=10, bind=None, size=64, wait_
         args += ["--bind", bind]
     if timeline:
         args.append("--timeline")
-    return lab.python(host, "probe.py", *args, timeout=60 + count * interval_ms / 1000)
+    return lab.python(host, "probe.py", *args, timeout=60 + count * interval_ms / 1000,
+                      realtime=True)
 
 
 def ping_background(lab, host, target, **kw):
@@ -85,18 +86,18 @@ def ping_background(lab, host, target, **kw):
 
 def p2p_pair(lab, a, a_bind, b, b_bind, count=50, interval_ms=20, linger_ms=300, b_sends=True,
              b_delay_s=0.0, a_peer=None, b_peer=None):
-    """Runs probe.py p2p on both hosts at once: both bind, then start sending at the same
-    instant (b `b_delay_s` later); b_sends=False makes b a pure listener. Each sends to the
-    other's bound address unless a_peer/b_peer (what a/b send to, e.g. the other's NAT
-    mapping) say otherwise. Returns (result_a, result_b)."""
+    """Runs probe.py p2p on both hosts at once: both bind, meet at a barrier, then start
+    sending at the same instant (b `b_delay_s` later); b_sends=False makes b a pure listener.
+    Each sends to the other's bound address unless a_peer/b_peer (what a/b send to, e.g. the
+    other's NAT mapping) say otherwise. Returns (result_a, result_b)."""
     results = {}
-    start_at = time.time() + STARTUP_S
+    barrier = tempfile.mkdtemp(prefix="p2p-", dir=lab.dir)
 
     def side(key, host, bind, peer, n, extra_linger, delay):
         results[key] = lab.python(host, "probe.py", "p2p", "--bind", bind, "--peer", peer,
                                   "--count", n, "--interval-ms", interval_ms,
                                   "--linger-ms", linger_ms + extra_linger,
-                                  "--start-at", f"{start_at + delay:.6f}",
+                                  "--barrier", barrier, "--delay-s", f"{delay:.6f}",
                                   timeout=60 + count * interval_ms / 1000)
 
     n_b = count if b_sends else 0
@@ -108,7 +109,9 @@ def p2p_pair(lab, a, a_bind, b, b_bind, count=50, interval_ms=20, linger_ms=300,
     ta.start()
     ta.join()
     tb.join()
-    if "a" not in results or "b" not in results:
+    shutil.rmtree(barrier, ignore_errors=True)
+    if "a" not in results or "b" not in results or "error" in results["a"] \
+            or "error" in results["b"]:
         raise RuntimeError(f"p2p side failed: {results}")
     return results["a"], results["b"]
 

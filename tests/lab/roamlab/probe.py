@@ -11,11 +11,16 @@
   probe.py p2p --bind IP:PORT --peer IP:PORT --count N
                                       sends to a peer and counts what arrives from anyone
   probe.py stun --server A:P          STUN Binding (RFC 8489): XOR-MAPPED-ADDRESS
+  probe.py turn --server A:P --username U --password P [--token HEX]
+                                      TURN Allocate (RFC 8656, long-term credentials), with a
+                                      RESERVATION-TOKEN when given: the relayed address
 Every client mode prints one JSON object. Requests are JSON datagrams; ping packets are
 binary (b"P" + sequence + timestamp) and echoed verbatim.
 """
 
 import argparse
+import hashlib
+import hmac
 import json
 import os
 import select
@@ -285,7 +290,25 @@ def p2p(args):
     s = make_socket(family_of(args.bind[0]), args.bind)
     s.setblocking(False)
     interval = args.interval_ms / 1000.0
-    if args.start_at:
+    if args.barrier:
+        # Both sides of a pair bind first, then meet at a barrier (files in a shared directory:
+        # one machine, one file system) and start sending at the same wall-clock instant
+        # derived from it, so no packet arrives before the other's socket exists, however slow
+        # the machine is to start the two processes.
+        mine = os.path.join(args.barrier, f"{os.getpid()}.bound")
+        with open(mine, "w"):
+            pass
+        deadline = time.monotonic() + 30
+        while True:
+            ready = [e for e in os.listdir(args.barrier) if e.endswith(".bound")]
+            if len(ready) >= args.parties:
+                break
+            if time.monotonic() > deadline:
+                return {"error": f"barrier: {len(ready)} of {args.parties} parties after 30 s"}
+            time.sleep(0.005)
+        met = max(os.stat(os.path.join(args.barrier, e)).st_mtime for e in ready)
+        time.sleep(max(0.0, met + 0.05 + args.delay_s - time.time()))
+    elif args.start_at:
         # Both sides of a pair bind first, then start sending at the same wall-clock instant
         # (one machine, one clock): no packet arrives before the other's socket exists.
         time.sleep(max(0.0, args.start_at - time.time()))
@@ -356,6 +379,82 @@ def stun(args):
         return {"ok": False, "error": "no STUN answer"}
 
 
+def _xor_address(value, txid):
+    port = struct.unpack_from("!H", value, 2)[0] ^ (MAGIC >> 16)
+    if value[1] == 1:
+        ip = socket.inet_ntop(socket.AF_INET, bytes(
+            a ^ b for a, b in zip(value[4:8], struct.pack("!I", MAGIC))))
+    else:
+        key = struct.pack("!I", MAGIC) + txid
+        ip = socket.inet_ntop(socket.AF_INET6, bytes(a ^ b for a, b in zip(value[4:20], key)))
+    return fmt((ip, port))
+
+
+def _stun_attributes(data):
+    out, pos = {}, 20
+    while pos + 4 <= len(data):
+        atype, alen = struct.unpack_from("!HH", data, pos)
+        out.setdefault(atype, data[pos + 4:pos + 4 + alen])
+        pos += 4 + ((alen + 3) & ~3)
+    return out
+
+
+def _stun_message(kind, txid, attributes, key=None):
+    body = b""
+    for atype, value in attributes:
+        body += struct.pack("!HH", atype, len(value)) + value + b"\0" * (-len(value) % 4)
+    if key is not None:  # MESSAGE-INTEGRITY (RFC 8489 §14.5): length counts the attribute
+        head = struct.pack("!HHI", kind, len(body) + 24, MAGIC) + txid
+        mac = hmac.new(key, head + body, hashlib.sha1).digest()
+        body += struct.pack("!HH", 0x0008, 20) + mac
+    return struct.pack("!HHI", kind, len(body), MAGIC) + txid + body
+
+
+def turn(args):
+    """One Allocate: unauthenticated first (401 gives realm and nonce), then with long-term
+    credentials (key = MD5(username:realm:password)) and the RESERVATION-TOKEN if any."""
+    fam = family_of(args.server[0])
+    transport = [(0x0019, bytes([17, 0, 0, 0]))]                # REQUESTED-TRANSPORT: UDP
+    if args.token:
+        transport.append((0x0022, bytes.fromhex(args.token)))   # RESERVATION-TOKEN
+    with make_socket(fam, parse_bind(args.bind)) as s:
+        def transact(attributes, key=None):
+            txid = os.urandom(12)
+            message = _stun_message(0x0003, txid, attributes, key)
+            for _ in range(args.tries):
+                s.sendto(message, args.server)
+                deadline = time.monotonic() + args.timeout
+                while time.monotonic() < deadline:
+                    r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+                    if not r:
+                        break
+                    data = s.recv(4096)
+                    if len(data) >= 20 and data[8:20] == txid:
+                        return struct.unpack_from("!H", data)[0], _stun_attributes(data), txid
+            return None, {}, txid
+
+        kind, attrs, _ = transact(transport)
+        if kind is None:
+            return {"ok": False, "error": "no TURN answer"}
+        if kind == 0x0113 and 0x0014 in attrs and 0x0015 in attrs:
+            realm, nonce = attrs[0x0014], attrs[0x0015]
+            key = hashlib.md5(args.username.encode() + b":" + realm + b":"
+                              + args.password.encode()).digest()
+            kind, attrs, txid = transact(transport + [(0x0006, args.username.encode()),
+                                                      (0x0014, realm), (0x0015, nonce)], key)
+        if kind == 0x0103 and 0x0016 in attrs:
+            out = {"ok": True, "relayed": _xor_address(attrs[0x0016], txid),
+                   "local": fmt(s.getsockname())}
+            if 0x0020 in attrs:
+                out["mapped"] = _xor_address(attrs[0x0020], txid)
+            return out
+        if 0x0009 in attrs and len(attrs[0x0009]) >= 4:
+            code = (attrs[0x0009][2] & 7) * 100 + attrs[0x0009][3]
+            return {"ok": False, "code": code,
+                    "error": attrs[0x0009][4:].decode(errors="replace")}
+        return {"ok": False, "error": f"unexpected answer type {kind}"}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="mode", required=True)
@@ -388,17 +487,29 @@ def main():
     q.add_argument("--interval-ms", type=float, default=20)
     q.add_argument("--linger-ms", type=float, default=300)
     q.add_argument("--start-at", type=float, help="wall-clock time (time.time()) to start at")
+    q.add_argument("--barrier", help="directory shared by the parties: start together once "
+                                     "every party has bound (50 ms after the last one)")
+    q.add_argument("--parties", type=int, default=2)
+    q.add_argument("--delay-s", type=float, default=0.0, help="start this late after the barrier")
     t = sub.add_parser("stun")
     t.add_argument("--server", type=parse_endpoint, required=True)
     t.add_argument("--bind")
     t.add_argument("--timeout", type=float, default=0.5)
     t.add_argument("--tries", type=int, default=3)
+    u = sub.add_parser("turn")
+    u.add_argument("--server", type=parse_endpoint, required=True)
+    u.add_argument("--username", required=True)
+    u.add_argument("--password", required=True)
+    u.add_argument("--token", help="RESERVATION-TOKEN, 16 hex digits")
+    u.add_argument("--bind")
+    u.add_argument("--timeout", type=float, default=0.5)
+    u.add_argument("--tries", type=int, default=3)
     args = p.parse_args()
     if args.mode == "serve":
         serve(args.endpoints)
         return
     result = {"classify": classify, "request": one_request, "ping": ping, "p2p": p2p,
-              "stun": stun}[args.mode](args)
+              "stun": stun, "turn": turn}[args.mode](args)
     print(json.dumps(result), flush=True)
 
 

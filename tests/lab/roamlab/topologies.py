@@ -43,9 +43,11 @@ def carrier():
 def carrier_v6():
     return Topology("carrier-v6",
                     description="scenario 5: alice and bob on carriers that block IPv4 P2P UDP "
-                                "while IPv6 works behind stateful firewalls",
+                                "while IPv6 works behind stateful firewalls; carol shares "
+                                "alice's carrier",
                     routers=[Carrier("mobile1", ipv6_p2p=True), Carrier("mobile2", ipv6_p2p=True)],
-                    hosts=[Host("alice", {"cell": "mobile1"}), Host("bob", {"cell": "mobile2"})])
+                    hosts=[Host("alice", {"cell": "mobile1"}), Host("bob", {"cell": "mobile2"}),
+                           Host("carol", {"cell": "mobile1"})])
 
 
 def multihomed():

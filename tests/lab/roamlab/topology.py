@@ -80,6 +80,10 @@ class Router:
         inbound dropped) — what home routers and carriers do instead of NAT.
     isolate: subscribers cannot reach each other on the link layer (carrier access network);
         they get /32 (/128) addresses and everything goes through the router.
+    firewall6_subscribers: the stateful IPv6 firewall also stands between subscribers of this
+        router (each host's own state: simultaneous open needed, as between two homes).
+        None (default): on when both isolate and firewall6 are set (carriers), off otherwise
+        (a home LAN is one trust domain).
     udp_timeout: conntrack UDP timeouts (seconds) for mapping-lifetime tests (default 30/120).
     wan_impair: (egress, ingress) impairment of the WAN interface, both directions.
     """
@@ -90,6 +94,7 @@ class Router:
     udp_allow6: list[str] | None = None
     firewall6: bool = True
     isolate: bool = False
+    firewall6_subscribers: bool | None = None
     carrier: bool = False
     udp_timeout: int | None = None
     wan_impair: tuple[Impair | None, Impair | None] | None = None
