@@ -122,6 +122,8 @@ Health Server::health() const {
       {"redis", metrics_->redis_up.Value() > 0 ? "up" : "down"},
       {"peers", context_->directory.peers()},
       {"connections", context_->directory.open_connections()},
+      // Relays this instance can grant (shard 0's cache, refreshed every second).
+      {"relays", shards_.front()->relays->relays().size()},
   };
   return Health{!draining, boost::json::serialize(o) + "\n"};
 }
