@@ -127,9 +127,12 @@ std::optional<ParsedCommand> parse_command_line(int argc, char** argv, int* exit
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    *exit_code = app.exit(e) == 0 ? 0 : 2;
+  } catch (const CLI::Success& e) {  // --help
+    *exit_code = app.exit(e);
     return std::nullopt;
+  } catch (const CLI::ParseError& e) {
+    // One line naming the option, like every other configuration error (exit 2).
+    throw ConfigError(e.what());
   }
   ParsedCommand out;
   if (token->parsed()) {

@@ -380,11 +380,18 @@ awaitable<void> Connection::on_hello(Hello hello) {
     // ':' would make the TURN REST username ambiguous (draft-uberti-behave-turn-rest §2.2).
     claims = unexpected(auth::jwt::JwtError::kBadSubject);
   }
+  // The JWT leeway absorbs clock skew for nbf, but a connection lives only until exp (the
+  // expiry timer below): a token already past exp is refused here rather than welcomed and
+  // closed a moment later.
+  if (claims && claims->expires_at <= unix_now()) {
+    claims = unexpected(auth::jwt::JwtError::kExpired);
+  }
   if (!claims) {
     bool expired = claims.error() == auth::jwt::JwtError::kExpired;
     send_error(expired ? ErrorCode::kTokenExpired : ErrorCode::kBadToken,
                std::string(auth::jwt::describe(claims.error())));
-    close(kClosePolicy, expired ? "token expired" : "bad token", DisconnectReason::kBadToken);
+    close(kClosePolicy, expired ? "token expired" : "bad token",
+          expired ? DisconnectReason::kTokenExpired : DisconnectReason::kBadToken);
     co_return;
   }
   authenticated_ = true;

@@ -91,8 +91,10 @@ boost::asio::awaitable<bool> RelayDirectory::refresh() {
 boost::asio::awaitable<void> RelayDirectory::run() {
   boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor);
   for (;;) {
-    co_await refresh();
-    timer.expires_after(kRefreshInterval);
+    // Until Redis answers (e.g. right after start), retry quickly so the first sessions
+    // already get grants.
+    bool ok = co_await refresh();
+    timer.expires_after(ok ? kRefreshInterval : kRetryInterval);
     boost::system::error_code ec;
     co_await timer.async_wait(boost::asio::redirect_error(boost::asio::use_awaitable, ec));
     if (ec) co_return;

@@ -38,6 +38,7 @@ std::vector<RelayInstance> rank_relays(std::vector<RelayInstance> relays,
 class RelayDirectory {
  public:
   static constexpr std::chrono::seconds kRefreshInterval{1};
+  static constexpr std::chrono::milliseconds kRetryInterval{100};
   // Instances read per refresh; more are ignored (and logged once).
   static constexpr std::size_t kMaxInstances = 256;
 

@@ -21,8 +21,8 @@ enum class DisconnectReason {
   kSlowReader,     // send queue over its bound
   kIdle,           // no pong / no traffic within the idle timeout
   kFlood,          // rate limit ignored
-  kBadToken,       // bad or expired token at hello
-  kTokenExpired,   // token expired during the connection
+  kBadToken,       // malformed token, bad signature, audience or subject
+  kTokenExpired,   // token past its exp, at hello or during the connection
   kHelloTimeout,   // no hello in time
   kTooBig,         // frame over max_message_bytes (1009)
   kBinary,         // binary frame (1003)

@@ -26,3 +26,81 @@ def coturn():
         pytest.skip(str(e))
     yield server
     server.close()
+
+
+# --- roam-signaling fixtures (tests/integration/test_signaling_*.py) -------------------------
+
+from roamtest.process import find_binary  # noqa: E402
+from roamtest.redis import RedisServer  # noqa: E402
+from roamtest.relay import RoamRelay  # noqa: E402
+from roamtest.signaling import RoamSignaling, TlsCert  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the item so fixtures can print server logs on failure."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+def _failed(request):
+    report = getattr(request.node, "rep_call", None)
+    return report is None or report.failed
+
+
+@pytest.fixture(scope="session")
+def tls_cert():
+    """One self-signed certificate for the whole session (openssl is the slow part)."""
+    return TlsCert.shared()
+
+
+@pytest.fixture
+def redis_server():
+    try:
+        server = RedisServer()
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def relay_stack(redis_server):
+    """coturn + roam-relay registered in redis_server, pool filled. Yields (coturn, relay)."""
+    try:
+        turn = Coturn(relay_ports=100)
+    except FileNotFoundError as e:
+        pytest.skip(str(e))
+    try:
+        relay = RoamRelay(turn, redis_server, pool_target=6, wait_pool=True)
+    except BaseException:
+        turn.close()
+        raise
+    yield turn, relay
+    relay.close()
+    turn.close()
+
+
+@pytest.fixture
+def signaling(request, tls_cert):
+    """Factory: signaling(redis_port, instance=None, options=[...]) starts a roam-signaling;
+    every instance is stopped after the test (logs printed when the test failed)."""
+    try:
+        find_binary("roam-signaling")
+    except FileNotFoundError as e:
+        pytest.fail(str(e))
+    started = []
+
+    def start(redis_port, **kwargs):
+        server = RoamSignaling(redis_port, cert=tls_cert, start=False, **kwargs)
+        started.append(server)  # before start(): a failed start is cleaned up too
+        return server.start()
+
+    yield start
+    failed = _failed(request)
+    for server in started:
+        server.process.stop()
+        if failed:
+            print(server.log())
+        server.close()

@@ -1,0 +1,78 @@
+"""Redis outage (docs/signaling-protocol.md "Sessions, reconnects and instances"): peers on the
+same instance keep working, messages for peers elsewhere fail with routing_unavailable, and
+everything re-registers when Redis returns (an empty Redis: no persistence)."""
+
+import time
+
+import pytest
+
+from roamtest.process import wait_until
+from roamtest.sigclient import SigClient, candidate, exchange, run, start_session
+from roamtest.signaling import metric_value, wait_relays_known
+
+
+@pytest.fixture
+def pair_of_instances(redis_server, relay_stack, signaling):
+    coturn, relay = relay_stack
+    servers = [signaling(redis_server.port, instance=f"sig-{name}", turn_secret=coturn.secret)
+               for name in "ab"]
+    wait_relays_known(servers)
+    return servers
+
+
+def redis_up(server):
+    return metric_value(server.metrics(), "roam_signaling_redis_up")
+
+
+def test_redis_outage_local_peers_keep_working_remote_gets_routing_unavailable(
+        redis_server, relay_stack, pair_of_instances):
+    sig_a, sig_b = pair_of_instances
+    _, relay = relay_stack
+
+    async def scenario():
+        alice = await SigClient.open(sig_a, "alice")
+        dave = await SigClient.open(sig_a, "dave")
+        carol = await SigClient.open(sig_b, "carol")
+        # Before: a cross-instance session (also warms sig-a's relay cache).
+        cross, _ = await start_session(alice, carol, "before")
+        assert "token" in cross["relay"]
+        await exchange(alice, carol, cross["session"], 50000)
+
+        redis_server.kill()
+        wait_until(lambda: redis_up(sig_a) == 0, 10, what="sig-a to notice the outage")
+
+        # Same instance: still connects (cached relay, no token) and trickles.
+        mine, theirs = await start_session(alice, dave, "local")
+        for session, me in ((mine, "alice"), (theirs, "dave")):
+            grant = session.get("relay")
+            assert grant and "token" not in grant and "address" not in grant, session
+            assert grant["username"].endswith(":" + me), grant
+        await exchange(alice, dave, mine["session"], 50010)
+
+        # Other instance: cannot be routed while Redis is away.
+        await alice.candidate(cross["session"], candidate(50020), request="c-out")
+        await alice.expect_error("routing_unavailable", request="c-out",
+                                 session=cross["session"])
+        await alice.connect_to("carol", "connect-out")
+        await alice.expect_error("routing_unavailable", request="connect-out")
+        await carol.quiet()
+
+        redis_server.start()
+        wait_until(lambda: redis_up(sig_a) == 1 and redis_up(sig_b) == 1, 15,
+                   what="both instances to reconnect to Redis")
+        relay.wait_registered(timeout=10)
+
+        # Cross-instance routing works again: new sessions, and the one from before.
+        deadline = time.monotonic() + 10
+        while True:
+            await alice.connect_to("carol", "again")
+            answer = await alice.recv()
+            if answer["type"] == "session":
+                break
+            assert answer.get("code") in ("peer_unavailable", "routing_unavailable"), answer
+            assert time.monotonic() < deadline, f"carol never reachable again: {answer}"
+            await alice.quiet(0.2)
+        await carol.expect("session", peer="alice")
+        await exchange(alice, carol, answer["session"], 50030)
+        await exchange(carol, alice, cross["session"], 50040)
+    run(scenario(), timeout=90)
