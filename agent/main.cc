@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/commands/interfaces.h"
 #include "agent/doctor/doctor.h"
 
 int main(int argc, char** argv) {
@@ -26,7 +27,20 @@ int main(int argc, char** argv) {
   cmd->add_option("--timeout", timeout_s, "seconds per probe")->check(CLI::Range(0.1, 60.0));
   cmd->add_flag("--json", doctor.json, "machine-readable output");
 
+  roam::agent::InterfacesOptions interfaces;
+  auto* ifs = app.add_subcommand("interfaces",
+                                 "List the usable local interfaces and addresses (rtnetlink); "
+                                 "--watch prints every change as a JSON line");
+  ifs->add_flag("--watch", interfaces.watch, "keep running, one JSON line per change");
+  ifs->add_flag("--json", interfaces.json, "machine-readable snapshot");
+  ifs->add_flag("--all", interfaces.all,
+                "include loopback, link-local, deprecated, down and unusable entries");
+
+  ifs->add_option("--netlink-rcvbuf", interfaces.receive_buffer_bytes)
+      ->group("");  // hidden: tests force lost events (ENOBUFS) with a tiny buffer
+
   CLI11_PARSE(app, argc, argv);
+  if (ifs->parsed()) return roam::agent::run_interfaces(interfaces, std::cout, std::cerr);
   if (cmd->parsed()) {
     doctor.timeout =
         std::chrono::duration_cast<roam::Duration>(std::chrono::duration<double>(timeout_s));
