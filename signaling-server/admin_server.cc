@@ -21,13 +21,11 @@ constexpr std::chrono::seconds kRequestTimeout{5};
 constexpr std::uint32_t kMaxHeaderBytes = 4096;
 }  // namespace
 
-asio::ip::tcp::acceptor listen_on(asio::io_context& io, const HostPort& address,
-                                  const char* what) {
+asio::ip::tcp::acceptor listen_on(asio::io_context& io, const HostPort& address, const char* what) {
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(address.host, ec);
   if (ec) {
-    throw std::runtime_error(std::string(what) + ": '" + address.host +
-                             "' is not an IP address");
+    throw std::runtime_error(std::string(what) + ": '" + address.host + "' is not an IP address");
   }
   asio::ip::tcp::endpoint endpoint(ip, address.port);
   asio::ip::tcp::acceptor acceptor(io);
@@ -49,9 +47,13 @@ AdminServer::AdminServer(asio::io_context& io, const HostPort& listen,
       health_(std::move(health)),
       registry_(std::move(registry)) {}
 
-std::uint16_t AdminServer::port() const { return acceptor_.local_endpoint().port(); }
+std::uint16_t AdminServer::port() const {
+  return acceptor_.local_endpoint().port();
+}
 
-void AdminServer::start() { asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached); }
+void AdminServer::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), asio::detached);
+}
 
 void AdminServer::stop() {
   boost::system::error_code ignored;

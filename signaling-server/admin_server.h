@@ -28,8 +28,8 @@ struct Health {
 class AdminServer {
  public:
   // Throws std::runtime_error naming the address when it cannot listen.
-  AdminServer(boost::asio::io_context& io, const HostPort& listen,
-              std::function<Health()> health, std::shared_ptr<prometheus::Registry> registry);
+  AdminServer(boost::asio::io_context& io, const HostPort& listen, std::function<Health()> health,
+              std::shared_ptr<prometheus::Registry> registry);
   std::uint16_t port() const;
   void start();
   void stop();

@@ -11,7 +11,9 @@
 namespace roam::signaling {
 namespace {
 
-std::string env(const char* name) { return std::string("ROAM_SIGNALING_") + name; }
+std::string env(const char* name) {
+  return std::string("ROAM_SIGNALING_") + name;
+}
 
 HostPort host_port(const std::string& text, const char* setting, bool allow_zero) {
   auto parsed = parse_host_port(text, allow_zero);
@@ -23,7 +25,8 @@ std::string default_instance_id() {
   char buf[200] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) std::snprintf(buf, sizeof buf, "signaling");
   std::string out;
-  for (char c : std::string(buf)) out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
+  for (char c : std::string(buf))
+    out.push_back(std::isalnum(static_cast<unsigned char>(c)) ? c : '-');
   return out + "-" + std::to_string(::getpid());
 }
 
@@ -36,7 +39,9 @@ void check_jwt_secret(const std::string& secret) {
   }
 }
 
-Duration whole_seconds(std::uint32_t s) { return std::chrono::seconds(s); }
+Duration whole_seconds(std::uint32_t s) {
+  return std::chrono::seconds(s);
+}
 
 }  // namespace
 
@@ -96,10 +101,9 @@ std::optional<ParsedCommand> parse_command_line(int argc, char** argv, int* exit
   count("--idle-timeout", "IDLE_TIMEOUT", idle_s, "seconds without traffic before close", 2,
         86'400);
   count("--hello-timeout", "HELLO_TIMEOUT", hello_s, "seconds to send hello", 1, 600);
-  count("--send-queue", "SEND_QUEUE", c.send_queue, "queued messages per connection", 1,
-        1'000'000);
-  count("--send-queue-bytes", "SEND_QUEUE_BYTES", c.send_queue_bytes,
-        "queued bytes per connection", 1024, 1u << 30);
+  count("--send-queue", "SEND_QUEUE", c.send_queue, "queued messages per connection", 1, 1'000'000);
+  count("--send-queue-bytes", "SEND_QUEUE_BYTES", c.send_queue_bytes, "queued bytes per connection",
+        1024, 1u << 30);
   count("--session-ttl", "SESSION_TTL", session_ttl_s, "seconds a session is kept in Redis", 10,
         7 * 86'400);
   count("--credential-ttl", "CREDENTIAL_TTL", credential_ttl_s,
@@ -147,19 +151,20 @@ std::optional<ParsedCommand> parse_command_line(int argc, char** argv, int* exit
   c.listen = host_port(listen, "--listen", true);
   c.admin_listen = host_port(admin, "--admin-listen", true);
   c.redis = host_port(redis, "--redis", false);
-  if (c.cert_file.empty()) throw ConfigError("--cert (ROAM_SIGNALING_CERT): a PEM certificate is required");
-  if (c.key_file.empty()) throw ConfigError("--key (ROAM_SIGNALING_KEY): a PEM private key is required");
+  if (c.cert_file.empty())
+    throw ConfigError("--cert (ROAM_SIGNALING_CERT): a PEM certificate is required");
+  if (c.key_file.empty())
+    throw ConfigError("--key (ROAM_SIGNALING_KEY): a PEM private key is required");
   check_jwt_secret(c.jwt_secret);
   if (c.turn_secret.size() < auth::turn_rest::kMinSecretSize ||
       c.turn_secret.size() > auth::turn_rest::kMaxSecretSize) {
-    throw ConfigError("--turn-secret (ROAM_SIGNALING_TURN_SECRET): " +
-                      std::string(auth::turn_rest::describe(
-                          auth::turn_rest::TurnRestError::kBadSecret)));
+    throw ConfigError(
+        "--turn-secret (ROAM_SIGNALING_TURN_SECRET): " +
+        std::string(auth::turn_rest::describe(auth::turn_rest::TurnRestError::kBadSecret)));
   }
   if (c.audience.empty()) throw ConfigError("--audience: must not be empty");
   if (c.instance_id.empty()) c.instance_id = default_instance_id();
-  if (c.instance_id.size() > 64 ||
-      c.instance_id.find_first_of(" \t{}:") != std::string::npos) {
+  if (c.instance_id.size() > 64 || c.instance_id.find_first_of(" \t{}:") != std::string::npos) {
     throw ConfigError("--instance-id: 1-64 characters without spaces, braces or ':'");
   }
   c.idle_timeout = whole_seconds(idle_s);

@@ -34,8 +34,8 @@ struct ServerConfig {
   std::uint32_t max_sessions = 64;        // per connection
   Duration idle_timeout = seconds(60);
   Duration hello_timeout = seconds(10);
-  std::uint32_t send_queue = 256;              // messages
-  std::uint32_t send_queue_bytes = 1u << 20;   // bytes
+  std::uint32_t send_queue = 256;             // messages
+  std::uint32_t send_queue_bytes = 1u << 20;  // bytes
   Duration session_ttl = seconds(3600);
   Duration credential_ttl = seconds(600);
   Duration shutdown_grace = seconds(5);

@@ -100,7 +100,9 @@ Connection::Connection(ServerContext& context, Shard& shard, asio::ip::tcp::sock
   context_.metrics.connections.Increment();
 }
 
-Connection::~Connection() { context_.metrics.connections.Decrement(); }
+Connection::~Connection() {
+  context_.metrics.connections.Decrement();
+}
 
 void Connection::start() {
   context_.directory.track(shared_from_this());
@@ -110,8 +112,8 @@ void Connection::start() {
 awaitable<bool> Connection::accept() {
   auto& tcp = beast::get_lowest_layer(ws_);
   tcp.expires_after(kHandshakeTimeout);
-  auto [tls_ec] = co_await ws_.next_layer().async_handshake(asio::ssl::stream_base::server,
-                                                            kUseTuple);
+  auto [tls_ec] =
+      co_await ws_.next_layer().async_handshake(asio::ssl::stream_base::server, kUseTuple);
   if (tls_ec) co_return false;
 
   beast::flat_buffer buffer;
@@ -153,8 +155,9 @@ awaitable<bool> Connection::accept() {
   timeouts.idle_timeout = context_.config.idle_timeout;
   timeouts.keep_alive_pings = true;  // ping at idle/2, close at idle without an answer
   ws_.set_option(timeouts);
-  ws_.set_option(websocket::stream_base::decorator(
-      [](websocket::response_type& response) { response.set(http::field::server, "roam-signaling"); }));
+  ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
+    response.set(http::field::server, "roam-signaling");
+  }));
   ws_.read_message_max(context_.config.max_message_bytes);
   ws_.auto_fragment(false);
   auto [accept_ec] = co_await ws_.async_accept(request, kUseTuple);
@@ -174,7 +177,8 @@ awaitable<void> Connection::run() {
       self->close(kClosePolicy, "hello timeout", DisconnectReason::kHelloTimeout);
     }
   });
-  if (context_.draining) close(kCloseServiceRestart, "server shutting down", DisconnectReason::kShutdown);
+  if (context_.draining)
+    close(kCloseServiceRestart, "server shutting down", DisconnectReason::kShutdown);
   asio::co_spawn(get_executor(), write_loop(), asio::detached);
 
   beast::flat_buffer buffer;
@@ -375,8 +379,8 @@ awaitable<void> Connection::on_hello(Hello hello) {
   auth::jwt::VerifyOptions options;
   options.audience = config.audience;
   auto claims = auth::jwt::verify(as_bytes(config.jwt_secret), hello.token, unix_now(), options);
-  if (claims && (!valid_peer_id(claims->subject) ||
-                 claims->subject.find(':') != std::string::npos)) {
+  if (claims &&
+      (!valid_peer_id(claims->subject) || claims->subject.find(':') != std::string::npos)) {
     // ':' would make the TURN REST username ambiguous (draft-uberti-behave-turn-rest §2.2).
     claims = unexpected(auth::jwt::JwtError::kBadSubject);
   }
@@ -401,7 +405,8 @@ awaitable<void> Connection::on_hello(Hello hello) {
   auto self = shared_from_this();
   if (auto replaced = context_.directory.add(peer_, self, info_)) {
     asio::post(replaced->get_executor(), [replaced] {
-      replaced->close(kCloseReplaced, "replaced by a newer connection", DisconnectReason::kReplaced);
+      replaced->close(kCloseReplaced, "replaced by a newer connection",
+                      DisconnectReason::kReplaced);
     });
   }
   context_.metrics.peers.Increment();
@@ -412,8 +417,8 @@ awaitable<void> Connection::on_hello(Hello hello) {
   std::vector<std::string> keys{layout::peer_key(peer_)};
   auto ttl_ms = std::to_string(std::chrono::milliseconds(layout::kPeerTtl).count());
   std::vector<std::string> args{config.instance_id, ttl_ms, encode_peer_info(info_), peer_};
-  auto registered = co_await shard_.redis->eval(context_.register_script, std::move(keys),
-                                                std::move(args));
+  auto registered =
+      co_await shard_.redis->eval(context_.register_script, std::move(keys), std::move(args));
   if (registered && registered->as_integer()) {
     generation_ = *registered->as_integer();
     context_.directory.set_generation(peer_, this, generation_);
@@ -480,9 +485,15 @@ awaitable<void> Connection::on_connect(Connect connect) {
       *shard_.redis, rank_relays(relays, other_region), connect.peer, now);
   for (const auto* g : {&own_grant, &other_grant}) {
     switch (g->kind) {
-      case GrantOutcome::Kind::kToken: metrics.grants_with_token.Increment(); break;
-      case GrantOutcome::Kind::kNoToken: metrics.pool_misses.Increment(); break;
-      case GrantOutcome::Kind::kNoRelay: metrics.no_relay.Increment(); break;
+      case GrantOutcome::Kind::kToken:
+        metrics.grants_with_token.Increment();
+        break;
+      case GrantOutcome::Kind::kNoToken:
+        metrics.pool_misses.Increment();
+        break;
+      case GrantOutcome::Kind::kNoRelay:
+        metrics.no_relay.Increment();
+        break;
     }
   }
   auto candidates_of = [](const GrantOutcome& g) {

@@ -31,10 +31,10 @@ class TokenBucket {
 class RateLimiter {
  public:
   enum class Verdict {
-    kAccept,        // process the message
-    kDropAndWarn,   // drop it and answer `rate_limited` (first drop of a run)
-    kDrop,          // drop it silently (the client was warned already)
-    kClose,         // flood: close the connection with 1008
+    kAccept,       // process the message
+    kDropAndWarn,  // drop it and answer `rate_limited` (first drop of a run)
+    kDrop,         // drop it silently (the client was warned already)
+    kClose,        // flood: close the connection with 1008
   };
   RateLimiter(std::uint32_t rate_per_second, std::uint32_t burst, std::uint32_t close_after,
               TimePoint now);

@@ -2,7 +2,9 @@
 
 namespace roam::signaling::layout {
 
-std::string peer_key(std::string_view peer) { return "roam:sig:peer:" + std::string(peer); }
+std::string peer_key(std::string_view peer) {
+  return "roam:sig:peer:" + std::string(peer);
+}
 std::string session_key(std::string_view session) {
   return "roam:sig:session:" + std::string(session);
 }

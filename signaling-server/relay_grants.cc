@@ -42,7 +42,8 @@ boost::asio::awaitable<GrantOutcome> GrantIssuer::issue(redis::Client& redis,
   }
   auto credentials = auth::turn_rest::mint(turn_secret_, peer, now_unix, credential_ttl_);
   if (!credentials) {
-    spdlog::error("cannot mint TURN credentials: {}", auth::turn_rest::describe(credentials.error()));
+    spdlog::error("cannot mint TURN credentials: {}",
+                  auth::turn_rest::describe(credentials.error()));
     co_return out;
   }
   RelayGrant grant;

@@ -3,9 +3,9 @@
 #include <boost/asio/post.hpp>
 
 #include "common/log/log.h"
+#include "common/signaling/route_envelope.h"
 #include "signaling-server/connection.h"
 #include "signaling-server/redis_layout.h"
-#include "common/signaling/route_envelope.h"
 
 namespace roam::signaling {
 
@@ -39,13 +39,13 @@ boost::asio::awaitable<Delivery> Router::deliver(redis::Client& redis, const std
   // Across instances the steady clock means nothing: restate the arrival time in Unix time.
   if (message.timing == Outgoing::Timing::kLocal) {
     message.received_unix_us =
-        unix_micros_now() - std::chrono::duration_cast<std::chrono::microseconds>(
-                                Clock::now() - message.received_at)
-                                .count();
+        unix_micros_now() -
+        std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - message.received_at)
+            .count();
     message.timing = Outgoing::Timing::kRemote;
   }
-  RoutedMessage routed{message.text,    std::string(message.type), message.op,
-                       message.session, message.peer,              message.received_unix_us};
+  RoutedMessage routed{message.text, std::string(message.type), message.op, message.session,
+                       message.peer, message.received_unix_us};
   std::vector<std::string> keys{layout::peer_key(peer)};
   std::vector<std::string> args{encode_delivery(peer, routed)};
   auto published = co_await redis.eval(context_.route_script, std::move(keys), std::move(args));
@@ -68,9 +68,8 @@ void Router::on_published(const redis::Message& published) {
   if (envelope->kind == Envelope::Kind::kKick) {
     if (!local) return;
     auto generation = envelope->generation;
-    boost::asio::post(local->get_executor(), [connection = local, generation] {
-                        connection->kick_if_older(generation);
-                      });
+    boost::asio::post(local->get_executor(),
+                      [connection = local, generation] { connection->kick_if_older(generation); });
     return;
   }
   context_.metrics.routed_in.Increment();

@@ -73,7 +73,8 @@ Server::Server(ServerConfig config) : registry_(std::make_shared<prometheus::Reg
   metrics::Factory factory(*registry_, "signaling");
   metrics_ = std::make_unique<ServerMetrics>(factory);
   auto tls = make_server_tls_context(config.cert_file, config.key_file);
-  unsigned threads = config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
+  unsigned threads =
+      config.threads ? config.threads : std::max(1u, std::thread::hardware_concurrency());
   context_ = std::make_unique<ServerContext>(std::move(config), *metrics_, std::move(tls));
   router_ = std::make_unique<Router>(*context_);
   context_->router = router_.get();
@@ -106,7 +107,8 @@ Server::Server(ServerConfig config) : registry_(std::make_shared<prometheus::Reg
   if (auto ok = subscriber_->subscribe(layout::instance_channel(c.instance_id)); !ok) {
     throw std::runtime_error("cannot subscribe: " + redis::to_string(ok.error()));
   }
-  acceptor_ = std::make_unique<asio::ip::tcp::acceptor>(listen_on(shard0().io, c.listen, "--listen"));
+  acceptor_ =
+      std::make_unique<asio::ip::tcp::acceptor>(listen_on(shard0().io, c.listen, "--listen"));
   admin_ = std::make_unique<AdminServer>(
       shard0().io, c.admin_listen, [this] { return health(); }, registry_);
   signals_ = std::make_unique<asio::signal_set>(shard0().io, SIGINT, SIGTERM);
@@ -140,9 +142,9 @@ void Server::run() {
   asio::co_spawn(shard0().io, heartbeat_loop(), asio::detached);
   signals_->async_wait([this](boost::system::error_code ec, int signal) {
     if (ec) return;
-    spdlog::info("signal {}: shutting down (grace {} s)", signal,
-                 std::chrono::duration_cast<std::chrono::seconds>(context_->config.shutdown_grace)
-                     .count());
+    spdlog::info(
+        "signal {}: shutting down (grace {} s)", signal,
+        std::chrono::duration_cast<std::chrono::seconds>(context_->config.shutdown_grace).count());
     begin_shutdown();
   });
 
@@ -159,8 +161,10 @@ void Server::run() {
     threads.emplace_back([this, i] { shards_[i]->io.run(); });
   }
   shard0().io.run();
-  for (auto& shard : shards_) shard->io.stop();
-  for (auto& t : threads) t.join();
+  for (auto& shard : shards_)
+    shard->io.stop();
+  for (auto& t : threads)
+    t.join();
 }
 
 awaitable<void> Server::accept_loop() {
@@ -192,6 +196,8 @@ awaitable<void> Server::accept_loop() {
       continue;  // the socket closes as it goes out of scope
     }
     metrics.accepted.Increment();
+    // Signaling messages are small and latency-bound: never wait for Nagle's coalescing.
+    socket.set_option(asio::ip::tcp::no_delay(true), endpoint_ec);
     auto connection =
         std::make_shared<Connection>(*context_, shard, std::move(socket), std::move(slot));
     asio::post(shard.io, [connection] { connection->start(); });
@@ -229,9 +235,8 @@ awaitable<void> Server::refresh_registrations() {
       const auto* generation = generations[i - first].as_integer();
       if (!generation || *generation <= 0) continue;
       auto connection = peers[i].connection;
-      asio::post(connection->get_executor(), [connection, g = *generation] {
-        connection->on_registered(g);
-      });
+      asio::post(connection->get_executor(),
+                 [connection, g = *generation] { connection->on_registered(g); });
     }
   }
 }
@@ -269,7 +274,8 @@ awaitable<void> Server::drain() {
 void Server::stop_all() {
   admin_->stop();
   work_.clear();
-  for (auto& shard : shards_) shard->io.stop();
+  for (auto& shard : shards_)
+    shard->io.stop();
 }
 
 }  // namespace roam::signaling

@@ -4,20 +4,34 @@ namespace roam::signaling {
 
 std::string_view to_string(DisconnectReason reason) {
   switch (reason) {
-    case DisconnectReason::kClientClosed: return "client_closed";
-    case DisconnectReason::kReplaced: return "replaced";
-    case DisconnectReason::kSlowReader: return "slow_reader";
-    case DisconnectReason::kIdle: return "idle";
-    case DisconnectReason::kFlood: return "flood";
-    case DisconnectReason::kBadToken: return "bad_token";
-    case DisconnectReason::kTokenExpired: return "token_expired";
-    case DisconnectReason::kHelloTimeout: return "hello_timeout";
-    case DisconnectReason::kTooBig: return "too_big";
-    case DisconnectReason::kBinary: return "binary";
-    case DisconnectReason::kBadVersion: return "bad_version";
-    case DisconnectReason::kShutdown: return "shutdown";
-    case DisconnectReason::kHandshakeFailed: return "handshake_failed";
-    case DisconnectReason::kCount: break;
+    case DisconnectReason::kClientClosed:
+      return "client_closed";
+    case DisconnectReason::kReplaced:
+      return "replaced";
+    case DisconnectReason::kSlowReader:
+      return "slow_reader";
+    case DisconnectReason::kIdle:
+      return "idle";
+    case DisconnectReason::kFlood:
+      return "flood";
+    case DisconnectReason::kBadToken:
+      return "bad_token";
+    case DisconnectReason::kTokenExpired:
+      return "token_expired";
+    case DisconnectReason::kHelloTimeout:
+      return "hello_timeout";
+    case DisconnectReason::kTooBig:
+      return "too_big";
+    case DisconnectReason::kBinary:
+      return "binary";
+    case DisconnectReason::kBadVersion:
+      return "bad_version";
+    case DisconnectReason::kShutdown:
+      return "shutdown";
+    case DisconnectReason::kHandshakeFailed:
+      return "handshake_failed";
+    case DisconnectReason::kCount:
+      break;
   }
   return "unknown";
 }
@@ -26,7 +40,9 @@ namespace {
 
 // Forwarding and grants take well under a millisecond when all is well (the targets are
 // p99 <= 10 ms and <= 5 ms): 50 µs .. ~3.3 s in factors of 2.
-std::vector<double> forward_buckets() { return metrics::exponential_buckets(50e-6, 2, 17); }
+std::vector<double> forward_buckets() {
+  return metrics::exponential_buckets(50e-6, 2, 17);
+}
 
 }  // namespace
 
@@ -42,22 +58,22 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
                                  "WebSocket upgrades refused with 403 for their Origin")
                            .Add({})),
       sessions(f.counter("sessions_total", "sessions created by connect").Add({})),
-      grants_with_token(f.counter("relay_grants_total", "relay grants handed out")
-                            .Add({{"result", "token"}})),
-      pool_misses(f.counter("pool_misses_total",
-                            "relay grants without a reservation token (pool empty)")
-                      .Add({})),
-      no_relay(f.counter("relay_grants_total", "relay grants handed out")
-                   .Add({{"result", "no_relay"}})),
-      relay_grant_seconds(f.histogram("relay_grant_seconds",
-                                      "connect received to both session messages sent")
-                              .Add({}, forward_buckets())),
-      forward_local_seconds(f.histogram("forward_seconds",
-                                        "message received to written to the other peer")
-                                .Add({{"route", "local"}}, forward_buckets())),
-      forward_remote_seconds(f.histogram("forward_seconds",
-                                         "message received to written to the other peer")
-                                 .Add({{"route", "remote"}}, forward_buckets())),
+      grants_with_token(
+          f.counter("relay_grants_total", "relay grants handed out").Add({{"result", "token"}})),
+      pool_misses(
+          f.counter("pool_misses_total", "relay grants without a reservation token (pool empty)")
+              .Add({})),
+      no_relay(
+          f.counter("relay_grants_total", "relay grants handed out").Add({{"result", "no_relay"}})),
+      relay_grant_seconds(
+          f.histogram("relay_grant_seconds", "connect received to both session messages sent")
+              .Add({}, forward_buckets())),
+      forward_local_seconds(
+          f.histogram("forward_seconds", "message received to written to the other peer")
+              .Add({{"route", "local"}}, forward_buckets())),
+      forward_remote_seconds(
+          f.histogram("forward_seconds", "message received to written to the other peer")
+              .Add({{"route", "remote"}}, forward_buckets())),
       routed_out(f.counter("routed_messages_total", "messages routed between instances")
                      .Add({{"direction", "out"}})),
       routed_in(f.counter("routed_messages_total", "messages routed between instances")
@@ -81,8 +97,8 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
   }
   auto& disconnects = f.counter("disconnects_total", "connections ended, by reason");
   for (std::size_t i = 0; i < disconnects_.size(); ++i) {
-    disconnects_[i] = &disconnects.Add(
-        {{"reason", std::string(to_string(static_cast<DisconnectReason>(i)))}});
+    disconnects_[i] =
+        &disconnects.Add({{"reason", std::string(to_string(static_cast<DisconnectReason>(i)))}});
   }
 }
 

@@ -16,18 +16,18 @@ namespace roam::signaling {
 
 // Why a connection ended (label `reason` of roam_signaling_disconnects_total).
 enum class DisconnectReason {
-  kClientClosed,   // the client closed or the TCP connection dropped
-  kReplaced,       // 4001: the same peer connected again
-  kSlowReader,     // send queue over its bound
-  kIdle,           // no pong / no traffic within the idle timeout
-  kFlood,          // rate limit ignored
-  kBadToken,       // malformed token, bad signature, audience or subject
-  kTokenExpired,   // token past its exp, at hello or during the connection
-  kHelloTimeout,   // no hello in time
-  kTooBig,         // frame over max_message_bytes (1009)
-  kBinary,         // binary frame (1003)
-  kBadVersion,     // unsupported protocol version
-  kShutdown,       // 1012
+  kClientClosed,     // the client closed or the TCP connection dropped
+  kReplaced,         // 4001: the same peer connected again
+  kSlowReader,       // send queue over its bound
+  kIdle,             // no pong / no traffic within the idle timeout
+  kFlood,            // rate limit ignored
+  kBadToken,         // malformed token, bad signature, audience or subject
+  kTokenExpired,     // token past its exp, at hello or during the connection
+  kHelloTimeout,     // no hello in time
+  kTooBig,           // frame over max_message_bytes (1009)
+  kBinary,           // binary frame (1003)
+  kBadVersion,       // unsupported protocol version
+  kShutdown,         // 1012
   kHandshakeFailed,  // TLS or HTTP upgrade failed / refused (403 Origin, not an upgrade)
   kCount,
 };
@@ -52,9 +52,9 @@ struct ServerMetrics {
   prometheus::Histogram& relay_grant_seconds;
   prometheus::Histogram& forward_local_seconds;
   prometheus::Histogram& forward_remote_seconds;
-  prometheus::Counter& routed_out;       // messages published to another instance
-  prometheus::Counter& routed_in;        // messages received from another instance
-  prometheus::Counter& undeliverable;    // routed here for a peer that is gone
+  prometheus::Counter& routed_out;     // messages published to another instance
+  prometheus::Counter& routed_in;      // messages received from another instance
+  prometheus::Counter& undeliverable;  // routed here for a peer that is gone
   prometheus::Gauge& redis_up;
   prometheus::Counter& redis_outages;
   prometheus::Counter& redis_errors;

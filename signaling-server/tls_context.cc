@@ -17,8 +17,8 @@ boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
   // RFC 8996: TLS 1.0 and 1.1 are deprecated; the agent and browsers speak 1.2 or 1.3.
   ssl::context context(ssl::context::tls_server);
   context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
-                      ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
+                      ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                      ssl::context::single_dh_use);
   boost::system::error_code ec;
   context.use_certificate_chain_file(cert_file, ec);
   if (ec) {

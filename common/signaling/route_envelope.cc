@@ -8,14 +8,16 @@ namespace roam::signaling {
 namespace json = boost::json;
 namespace {
 
-constexpr std::array<std::string_view, 5> kTypes{"welcome", "session", "candidate", "bye",
-                                                 "error"};
+constexpr std::array<std::string_view, 5> kTypes{"welcome", "session", "candidate", "bye", "error"};
 
 std::string_view op_name(SessionOp op) {
   switch (op) {
-    case SessionOp::kOpen: return "open";
-    case SessionOp::kClose: return "close";
-    case SessionOp::kNone: break;
+    case SessionOp::kOpen:
+      return "open";
+    case SessionOp::kClose:
+      return "close";
+    case SessionOp::kNone:
+      break;
   }
   return "";
 }

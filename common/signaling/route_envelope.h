@@ -29,8 +29,8 @@ struct RoutedMessage {
   std::string text;  // an encoded ServerMessage, forwarded as is
   std::string type;  // its type name: welcome, session, candidate, bye or error
   SessionOp op = SessionOp::kNone;
-  std::string session;  // kOpen/kClose
-  std::string peer;     // kOpen: the other side
+  std::string session;                // kOpen/kClose
+  std::string peer;                   // kOpen: the other side
   std::int64_t received_unix_us = 0;  // when the first instance received it (latency)
   bool operator==(const RoutedMessage&) const = default;
 };

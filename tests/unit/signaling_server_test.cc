@@ -3,12 +3,12 @@
 #include <gtest/gtest.h>
 
 #include "common/ice/candidate_text.h"
-#include "signaling-server/connection_limiter.h"
 #include "common/signaling/peer_info.h"
+#include "common/signaling/route_envelope.h"
+#include "signaling-server/connection_limiter.h"
 #include "signaling-server/rate_limiter.h"
 #include "signaling-server/relay_directory.h"
 #include "signaling-server/relay_grants.h"
-#include "common/signaling/route_envelope.h"
 
 namespace roam::signaling {
 namespace {
@@ -16,13 +16,15 @@ namespace {
 TEST(SignalingRateLimiter, BurstThenSteadyRate) {
   TimePoint t0{};
   TokenBucket bucket(10, 5, t0);
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(bucket.try_take(t0)) << i;
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(bucket.try_take(t0)) << i;
   EXPECT_FALSE(bucket.try_take(t0));
   EXPECT_FALSE(bucket.try_take(t0 + std::chrono::milliseconds(99)));
   EXPECT_TRUE(bucket.try_take(t0 + std::chrono::milliseconds(100)));
   // Idle time refills at most to the burst.
   auto later = t0 + std::chrono::seconds(60);
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(bucket.try_take(later));
+  for (int i = 0; i < 5; ++i)
+    EXPECT_TRUE(bucket.try_take(later));
   EXPECT_FALSE(bucket.try_take(later));
 }
 
@@ -102,17 +104,21 @@ TEST(SignalingRelayChoice, RegionFirstThenLeastLoadedHealthyOnly) {
                                     relay("e", "eu", true, 2, 7)};
   auto ranked = rank_relays(relays, std::string_view("eu"));
   std::vector<std::string> ids;
-  for (const auto& r : ranked) ids.push_back(r.id);
+  for (const auto& r : ranked)
+    ids.push_back(r.id);
   EXPECT_EQ(ids, (std::vector<std::string>{"e", "d", "a", "b"}));
   auto anywhere = rank_relays(relays, std::nullopt);
   EXPECT_EQ(anywhere.front().id, "b");
 }
 
 TEST(SignalingRelayChoice, ParsesTheRegistryHash) {
-  std::vector<std::string> fields{"id",          "relay-1", "region",  "eu",
-                                  "turn_uri",    "turn:203.0.113.10:3478?transport=udp",
-                                  "turn_address", "203.0.113.10:3478", "healthy", "1",
-                                  "allocations", "17",      "pool",    "48"};
+  std::vector<std::string> fields{"id",           "relay-1",
+                                  "region",       "eu",
+                                  "turn_uri",     "turn:203.0.113.10:3478?transport=udp",
+                                  "turn_address", "203.0.113.10:3478",
+                                  "healthy",      "1",
+                                  "allocations",  "17",
+                                  "pool",         "48"};
   auto r = parse_relay_instance(fields);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->id, "relay-1");
@@ -138,8 +144,9 @@ TEST(SignalingRelayChoice, RelayCandidateIsValidRfc8839Text) {
 
 TEST(SignalingPeerInfo, RoundTripsAndRejectsGarbage) {
   PeerInfo info;
-  info.fingerprint = "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:"
-                     "89:AB:CD:EF:01:23:45:67:89";
+  info.fingerprint =
+      "sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:"
+      "89:AB:CD:EF:01:23:45:67:89";
   info.ice = IceCredentials{"Fq3Z", "asd88fgpdd777uzjYhagZg0a"};
   info.region = "eu-west";
   auto decoded = decode_peer_info(encode_peer_info(info));
@@ -180,8 +187,7 @@ TEST(SignalingRouteEnvelope, RejectsMalformed) {
                           R"({"k":"m","peer":"b","type":"nope","text":"","us":1})",
                           R"({"k":"m","peer":"b","type":"bye","text":"","us":"1"})",
                           R"({"k":"m","peer":"b","type":"bye","text":"","us":1,"op":"open"})",
-                          R"({"k":"zap","peer":"b"})",
-                          R"({"k":"kick","peer":"b","gen":0})",
+                          R"({"k":"zap","peer":"b"})", R"({"k":"kick","peer":"b","gen":0})",
                           R"({"k":"m","peer":"b","type":"bye","text":"","us":1,"s":"x"})"}) {
     EXPECT_FALSE(decode_envelope(bad)) << bad;
   }

@@ -1,0 +1,1444 @@
+// ./run bench signaling: capacity of ONE roam-signaling instance on loopback, against the real
+// stack (redis-server, coturn, roam-relay) started here:
+//   (a) authenticated WSS connections held idle, server RSS per connection (target >= 20,000
+//       within 1 GiB);
+//   (b) candidate forwarding: throughput at saturation, latency at a paced load just below it
+//       and at a light load (target >= 50,000 messages/s with p99 <= 10 ms); latency is
+//       measured in this process from a send timestamp carried in the candidate as an RFC 8839
+//       extension attribute, beside the server's own forward histogram;
+//   (c) relay grant: connect -> session, client side and the server's own histogram (target
+//       p99 <= 5 ms), with reservation tokens vs pool misses.
+// The load generator shares the machine's cores with the server, redis, coturn and roam-relay:
+// every figure is a lower bound of what the server does alone. `--help` lists the flags.
+#include <malloc.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include "common/auth/jwt.h"
+#include "common/net/wss_client.h"
+#include "common/relay/pool_layout.h"
+#include "common/signaling/message.h"
+#include "common/util/bytes.h"
+#include "tests/support/process.h"
+#include "tests/support/servers.h"
+#include "tests/support/sync_clients.h"
+#include "tests/support/wait.h"
+
+namespace {
+
+namespace asio = boost::asio;
+namespace sig = roam::signaling;
+using namespace std::chrono_literals;
+using roam::net::WssClient;
+using roam::net::WssClientOptions;
+using roam::test::Process;
+using roam::test::TempDir;
+using Clock = std::chrono::steady_clock;
+using Err = std::string;
+constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
+
+const std::string kJwtSecret = "roam-bench-jwt-secret-0123456789abcdef";
+const std::string kTurnSecret = "roam-bench-turn-secret-0123456789";
+constexpr int kPerSourceAddress = 100;  // < the server's default cap of 256 per client IP
+
+// ---- flags ----------------------------------------------------------------------------------
+
+struct Args {
+  std::string phases = "abc";
+  int connections = 20000;
+  int connect_concurrency = 200;
+  int hold_s = 35;
+  int pairs = 200;
+  int window = 8;
+  double duration_s = 5;
+  double paced_rate = 50000;
+  double light_rate = 5000;
+  int rounds = 3;
+  int grants = 1000;
+  int grant_concurrency = 16;
+  int client_threads = 2;
+  bool verify = true;
+};
+
+void usage() {
+  std::printf(
+      "usage: bench_signaling [flags]\n"
+      "  --phases abc            which phases to run (a: connections, b: forwarding, c: grants)\n"
+      "  --connections N         (a) WSS connections to hold (20000)\n"
+      "  --connect-concurrency N (a) connection set-ups in flight (200)\n"
+      "  --hold S                (a) seconds to hold them idle after the last one (35)\n"
+      "  --pairs P               (b) sender/receiver pairs (200)\n"
+      "  --window W              (b) messages in flight per pair at saturation (8)\n"
+      "  --duration S            (b) seconds per measurement run (5)\n"
+      "  --paced-rate R          (b) offered messages/s of the latency run (50000)\n"
+      "  --light-rate R          (b) offered messages/s of the light-load latency run (5000)\n"
+      "  --rounds R              (b) rounds of (saturated, paced, light) runs (3)\n"
+      "  --grants K              (c) connects, half sequential, half concurrent (1000)\n"
+      "  --grant-concurrency C   (c) pairs connecting at once in the concurrent half (16)\n"
+      "  --client-threads T      load generator threads (2)\n"
+      "  --no-verify             skip certificate verification in the generator\n"
+      "quick run: --connections 2000 --hold 5 --pairs 50 --duration 2 --grants 200\n");
+}
+
+double number(const std::string& flag, const std::string& text) {
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && v < 1e9) return v;
+  } catch (const std::logic_error&) {
+  }
+  throw std::invalid_argument(flag + ": not a number: '" + text + "'");
+}
+
+std::optional<Args> parse_args(int argc, char** argv) {
+  Args a;
+  const std::map<std::string, int*> ints = {{"--connections", &a.connections},
+                                            {"--connect-concurrency", &a.connect_concurrency},
+                                            {"--hold", &a.hold_s},
+                                            {"--pairs", &a.pairs},
+                                            {"--window", &a.window},
+                                            {"--rounds", &a.rounds},
+                                            {"--grants", &a.grants},
+                                            {"--grant-concurrency", &a.grant_concurrency},
+                                            {"--client-threads", &a.client_threads}};
+  const std::map<std::string, double*> doubles = {{"--duration", &a.duration_s},
+                                                  {"--paced-rate", &a.paced_rate},
+                                                  {"--light-rate", &a.light_rate}};
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+      return argv[++i];
+    };
+    if (auto n = ints.find(flag); n != ints.end()) {
+      *n->second = static_cast<int>(number(flag, value()));
+    } else if (auto d = doubles.find(flag); d != doubles.end()) {
+      *d->second = number(flag, value());
+    } else if (flag == "--phases") {
+      a.phases = value();
+    } else if (flag == "--no-verify") {
+      a.verify = false;
+    } else if (flag == "--help" || flag == "-h") {
+      usage();
+      return std::nullopt;
+    } else {
+      throw std::invalid_argument("unknown flag " + flag + " (--help lists them)");
+    }
+  }
+  if (a.connections < 1 || a.pairs < 1 || a.window < 1 || a.rounds < 1 || a.grants < 2 ||
+      a.grant_concurrency < 1 || a.client_threads < 1 || a.connect_concurrency < 1 ||
+      a.duration_s <= 0 || a.paced_rate <= 0 || a.light_rate <= 0 || a.hold_s < 0) {
+    throw std::invalid_argument("flag values must be positive");
+  }
+  return a;
+}
+
+// ---- statistics -----------------------------------------------------------------------------
+
+double percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[static_cast<std::size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
+}
+
+double median(const std::vector<double>& v) {
+  return percentile(v, 0.5);
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// A Prometheus histogram summed over the series whose labels contain `label_filter`.
+struct Histogram {
+  std::map<double, double> buckets;  // le -> cumulative count
+  double sum = 0, count = 0;
+
+  Histogram minus(const Histogram& before) const {
+    Histogram d = *this;
+    for (auto& [le, c] : d.buckets) {
+      auto it = before.buckets.find(le);
+      if (it != before.buckets.end()) c -= it->second;
+    }
+    d.sum -= before.sum;
+    d.count -= before.count;
+    return d;
+  }
+  // histogram_quantile(): linear interpolation inside the bucket holding the rank.
+  std::optional<double> quantile(double q) const {
+    if (count <= 0 || buckets.empty()) return std::nullopt;
+    const double rank = q * count;
+    double lower = 0, below = 0;
+    for (const auto& [le, c] : buckets) {
+      if (c >= rank) {
+        if (std::isinf(le)) return lower;  // beyond the last finite bound: report it
+        const double in_bucket = c - below;
+        return in_bucket <= 0 ? le : lower + (le - lower) * (rank - below) / in_bucket;
+      }
+      lower = le;
+      below = c;
+    }
+    return lower;
+  }
+};
+
+Histogram parse_histogram(const std::string& text, const std::string& name,
+                          const std::string& label_filter = "") {
+  Histogram h;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty() || line[0] == '#') continue;
+    const auto space = line.rfind(' ');
+    if (space == std::string::npos) continue;
+    const std::string series = line.substr(0, space);
+    const double value = std::strtod(line.c_str() + space + 1, nullptr);
+    if (!label_filter.empty() && series.find(label_filter) == std::string::npos) continue;
+    if (series.rfind(name + "_bucket{", 0) == 0) {
+      const auto le = series.find("le=\"");
+      if (le == std::string::npos) continue;
+      const std::string bound = series.substr(le + 4, series.find('"', le + 4) - le - 4);
+      const double b = bound == "+Inf" ? INFINITY : std::strtod(bound.c_str(), nullptr);
+      h.buckets[b] += value;
+    } else if (series.rfind(name + "_sum", 0) == 0) {
+      h.sum += value;
+    } else if (series.rfind(name + "_count", 0) == 0) {
+      h.count += value;
+    }
+  }
+  return h;
+}
+
+std::string fmt_ms(std::optional<double> seconds) {
+  if (!seconds) return "n/a";
+  char b[32];
+  std::snprintf(b, sizeof b, "%.3f ms", *seconds * 1e3);
+  return b;
+}
+
+// ---- processes ------------------------------------------------------------------------------
+
+// Returns the soft limit now in force.
+std::uint64_t raise_fd_limit() {
+  rlimit r{};
+  ::getrlimit(RLIMIT_NOFILE, &r);
+  if (::geteuid() == 0 && r.rlim_max < 200000) r.rlim_max = 200000;  // root may raise the cap
+  r.rlim_cur = r.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &r) != 0) {
+    ::getrlimit(RLIMIT_NOFILE, &r);
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+  ::getrlimit(RLIMIT_NOFILE, &r);
+  std::printf("open files limit of the generator (inherited by the servers): %llu\n",
+              static_cast<unsigned long long>(r.rlim_cur));
+  return r.rlim_cur;
+}
+
+long status_kib(pid_t pid, const char* field) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(field, 0) == 0)
+      return std::strtol(line.c_str() + std::strlen(field), nullptr, 10);
+  }
+  return -1;
+}
+
+// utime + stime of a process, in seconds.
+double cpu_seconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto paren = text.rfind(')');
+  if (paren == std::string::npos) return 0;
+  std::istringstream fields(text.substr(paren + 2));
+  std::string f;
+  double ticks = 0;
+  for (int i = 3; fields >> f; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(f);
+    if (i == 15) break;
+  }
+  return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+double self_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+bool run_to_completion(const std::vector<std::string>& argv, const std::filesystem::path& log) {
+  auto p = Process::spawn(argv, log);
+  return roam::test::eventually([&] { return !p.running(); }, 30s);
+}
+
+// roam-signaling started with the bench's secrets and the given extra flags.
+class SignalingServer {
+ public:
+  SignalingServer(const std::filesystem::path& dir, const std::filesystem::path& cert,
+                  const std::filesystem::path& key, std::uint16_t redis_port,
+                  const std::vector<std::string>& extra, const std::string& name) {
+    log_ = dir / (name + ".log");
+    std::vector<std::string> argv = {std::string(ROAM_BINARY_DIR) + "/bin/roam-signaling",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--admin-listen",
+                                     "127.0.0.1:0",
+                                     "--cert",
+                                     cert.string(),
+                                     "--key",
+                                     key.string(),
+                                     "--jwt-secret",
+                                     kJwtSecret,
+                                     "--turn-secret",
+                                     kTurnSecret,
+                                     "--redis",
+                                     "127.0.0.1:" + std::to_string(redis_port),
+                                     "--instance-id",
+                                     name,
+                                     "--log-level",
+                                     "warn"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    process_ = Process::spawn(argv, log_);
+    // "ready wss=127.0.0.1:43211 admin=127.0.0.1:39001 instance=sig-1"
+    const bool ready = roam::test::eventually(
+        [&] {
+          const std::string text = roam::test::read_file(log_);
+          const auto at = text.find("ready wss=");
+          if (at == std::string::npos || text.find('\n', at) == std::string::npos) return false;
+          std::istringstream line(text.substr(at));
+          std::string ready_word, wss, admin;
+          line >> ready_word >> wss >> admin;
+          if (admin.rfind("admin=", 0) != 0) return false;
+          wss_port_ = static_cast<std::uint16_t>(std::stoi(wss.substr(wss.rfind(':') + 1)));
+          admin_port_ = static_cast<std::uint16_t>(std::stoi(admin.substr(admin.rfind(':') + 1)));
+          return true;
+        },
+        15s, 50ms);
+    if (!ready || !process_.running()) {
+      throw std::runtime_error("roam-signaling did not print its ready line within 15 s:\n" +
+                               roam::test::read_file(log_));
+    }
+  }
+  std::uint16_t wss_port() const { return wss_port_; }
+  pid_t pid() const { return process_.pid(); }
+  long rss_kib() const { return status_kib(process_.pid(), "VmRSS:"); }
+  std::string metrics() const {
+    return roam::test::http_get(admin_port_, "/metrics", 5000ms).value_or("");
+  }
+  std::optional<double> value(const std::string& metric, const std::string& labels = "") const {
+    return roam::test::scrape_value(metrics(), metric, labels);
+  }
+  void terminate() { process_.signal(SIGTERM); }
+  bool running() { return process_.running(); }
+  void stop() { process_.stop(10000ms); }
+  std::string log_tail() const {
+    const std::string text = roam::test::read_file(log_);
+    return text.size() > 3000 ? text.substr(text.size() - 3000) : text;
+  }
+
+ private:
+  std::filesystem::path log_;
+  Process process_;
+  std::uint16_t wss_port_ = 0, admin_port_ = 0;
+};
+
+// ---- the load generator ---------------------------------------------------------------------
+
+// One io_context per thread; every peer lives on one of them (WssClient's thread model).
+class Threads {
+ public:
+  explicit Threads(int count) {
+    for (int i = 0; i < count; ++i) {
+      contexts_.push_back(std::make_unique<asio::io_context>(1));
+      guards_.emplace_back(contexts_.back()->get_executor());
+    }
+    for (auto& c : contexts_) {
+      threads_.emplace_back([ctx = c.get()] { ctx->run(); });
+    }
+  }
+  ~Threads() {
+    guards_.clear();
+    for (auto& c : contexts_)
+      c->stop();
+    for (auto& t : threads_)
+      t.join();
+  }
+  int size() const { return static_cast<int>(contexts_.size()); }
+  asio::io_context& at(int i) { return *contexts_[static_cast<std::size_t>(i % size())]; }
+  // Runs `f` on thread i's io_context and waits for it.
+  void run_on(int i, std::function<void()> f) {
+    std::promise<void> done;
+    asio::post(at(i), [&] {
+      f();
+      done.set_value();
+    });
+    done.get_future().wait();
+  }
+
+ private:
+  std::vector<std::unique_ptr<asio::io_context>> contexts_;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards_;
+  std::vector<std::thread> threads_;
+};
+
+using Inbox = asio::experimental::channel<void(boost::system::error_code, std::string)>;
+
+// One authenticated signaling connection.
+struct Peer {
+  Peer(asio::io_context& ctx, std::string peer_id)
+      : io(ctx), id(std::move(peer_id)), inbox(ctx, 256) {}
+  asio::io_context& io;
+  std::string id;
+  std::unique_ptr<WssClient> ws;
+  Inbox inbox;  // every message but forwarded candidates
+  std::function<void(const std::string&)> on_candidate;
+  bool reading = false;
+  bool closed = false;
+  int close_code = 0;  // from the server's close frame, 0 = none
+  std::string close_error;
+};
+
+struct Generator {
+  Args args;
+  std::unique_ptr<asio::ssl::context> tls;
+  std::uint16_t port = 0;
+
+  WssClientOptions options(const std::string& source) const {
+    WssClientOptions o;
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.server_name = "localhost";  // SNI + the certificate's DNS subjectAltName
+    o.verify_peer = args.verify;
+    o.local_address = asio::ip::make_address(source);
+    o.handshake_timeout = 20s;
+    return o;
+  }
+};
+
+// 127.<net>.x.y with at most kPerSourceAddress connections per address.
+std::string source_address(int net, int index) {
+  const int j = index / kPerSourceAddress;
+  return "127." + std::to_string(net) + "." + std::to_string(j / 250) + "." +
+         std::to_string(j % 250 + 1);
+}
+
+std::string mint_token(const std::string& peer) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto token = roam::auth::jwt::mint(roam::as_bytes(kJwtSecret), peer, "roam", now, 7200s);
+  if (!token) throw std::runtime_error("jwt::mint failed");
+  return *token;
+}
+
+// Fails the awaited operation by aborting the connection when `deadline` passes first.
+struct Watchdog {
+  Watchdog(asio::io_context& io, WssClient& ws, std::chrono::milliseconds after)
+      : timer(std::make_shared<asio::steady_timer>(io, after)) {
+    timer->async_wait([&ws, t = timer](boost::system::error_code ec) {
+      if (!ec) ws.abort();
+    });
+  }
+  ~Watchdog() { timer->cancel(); }
+  std::shared_ptr<asio::steady_timer> timer;
+};
+
+// connect, hello, welcome.
+asio::awaitable<roam::expected<void, Err>> open_peer(const Generator& g, Peer& p,
+                                                     const std::string& source) {
+  p.ws = std::make_unique<WssClient>(p.io.get_executor(), *g.tls, g.options(source));
+  if (auto c = co_await p.ws->connect(); !c) co_return roam::unexpected(c.error());
+  sig::Hello hello;
+  hello.token = mint_token(p.id);
+  hello.client = "roam-bench/0.1";
+  const sig::ClientMessage message = hello;
+  if (auto s = co_await p.ws->send(sig::encode(message)); !s) co_return roam::unexpected(s.error());
+  Watchdog watchdog(p.io, *p.ws, 20000ms);
+  auto reply = co_await p.ws->receive();
+  if (!reply) co_return roam::unexpected("waiting for welcome: " + reply.error());
+  auto parsed = sig::parse_server_message(*reply);
+  if (!parsed || !std::holds_alternative<sig::Welcome>(*parsed)) {
+    co_return roam::unexpected("expected welcome, got: " + reply->substr(0, 200));
+  }
+  co_return roam::expected<void, Err>{};
+}
+
+// Keeps a read pending (Beast answers pings only then) and sorts what arrives.
+asio::awaitable<void> read_loop(Peer& p) {
+  p.reading = true;
+  for (;;) {
+    auto m = co_await p.ws->receive();
+    if (!m) {
+      if (p.ws->close_info()) p.close_code = p.ws->close_info()->code;
+      p.close_error = m.error();
+      p.closed = true;
+      p.inbox.close();
+      break;
+    }
+    if (p.on_candidate && m->find("\"type\":\"candidate\"") != std::string::npos) {
+      p.on_candidate(*m);
+      continue;
+    }
+    p.inbox.try_send(boost::system::error_code{}, std::move(*m));  // dropped when full
+  }
+  p.reading = false;
+}
+
+// The next message of the wanted type, or nullopt after `timeout`.
+template <class T>
+asio::awaitable<std::optional<T>> next_of(Peer& p, std::chrono::milliseconds timeout,
+                                          std::string* other = nullptr) {
+  using namespace asio::experimental::awaitable_operators;
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    asio::steady_timer timer(p.io, deadline);
+    auto r = co_await (p.inbox.async_receive(kUse) || timer.async_wait(kUse));
+    if (r.index() == 1) break;
+    auto [ec, text] = std::get<0>(std::move(r));
+    if (ec) break;
+    auto parsed = sig::parse_server_message(text);
+    if (parsed && std::holds_alternative<T>(*parsed)) co_return std::get<T>(std::move(*parsed));
+    if (other) *other = text.substr(0, 300);
+  }
+  co_return std::nullopt;
+}
+
+// ---- (a) connections held -------------------------------------------------------------------
+
+struct ConnectionsResult {
+  int wanted = 0, held = 0, failed = 0, lost = 0;
+  double establish_s = 0, oldest_idle_s = 0;
+  long rss_before_kib = 0, rss_after_kib = 0, generator_rss_kib = 0;
+  std::vector<double> setup_ms;
+  std::map<std::string, int> errors;
+  int shutdown_1012 = 0;
+  double shutdown_s = 0;
+};
+
+ConnectionsResult phase_connections(Generator& g, Threads& threads, SignalingServer& server) {
+  ConnectionsResult r;
+  const int n = g.args.connections;
+  r.wanted = n;
+  std::this_thread::sleep_for(1s);
+  r.rss_before_kib = server.rss_kib();
+
+  std::vector<std::unique_ptr<Peer>> peers(static_cast<std::size_t>(n));
+  std::vector<double> setup_ms(static_cast<std::size_t>(n), -1);
+  std::mutex errors_mutex;
+  std::atomic<int> next{0}, workers_left{0}, ok{0}, bad{0};
+  const int workers = std::max(1, g.args.connect_concurrency);
+  workers_left = workers;
+  const auto start = Clock::now();
+  for (int w = 0; w < workers; ++w) {
+    const int t = w % threads.size();
+    asio::co_spawn(
+        threads.at(t),
+        [&, t]() -> asio::awaitable<void> {
+          for (int i = next++; i < n; i = next++) {
+            auto peer = std::make_unique<Peer>(threads.at(t), "a-" + std::to_string(i));
+            auto& p = *peer;
+            peers[static_cast<std::size_t>(i)] = std::move(peer);
+            const auto t0 = Clock::now();
+            auto opened = co_await open_peer(g, p, source_address(1, i));
+            if (!opened) {
+              ++bad;
+              std::lock_guard lock(errors_mutex);
+              ++r.errors[opened.error()];
+              continue;
+            }
+            setup_ms[static_cast<std::size_t>(i)] = ms_between(t0, Clock::now());
+            ++ok;
+            asio::co_spawn(p.io, read_loop(p), asio::detached);
+          }
+          --workers_left;
+        },
+        asio::detached);
+  }
+  int last_report = 0;
+  while (workers_left > 0) {
+    std::this_thread::sleep_for(100ms);
+    if (ok + bad - last_report >= 5000) {
+      last_report = ok + bad;
+      std::printf("  ... %d connected, %d failed, %.1f s\n", ok.load(), bad.load(),
+                  seconds_since(start));
+      std::fflush(stdout);
+    }
+  }
+  r.establish_s = seconds_since(start);
+  const auto established = Clock::now();
+  r.failed = bad;
+  for (double v : setup_ms)
+    if (v >= 0) r.setup_ms.push_back(v);
+
+  std::printf("  %d connected in %.1f s; holding them idle for %d s\n", ok.load(), r.establish_s,
+              g.args.hold_s);
+  std::fflush(stdout);
+  std::this_thread::sleep_for(std::chrono::seconds(g.args.hold_s));
+  r.rss_after_kib = server.rss_kib();
+  ::malloc_trim(0);  // the generator's own figure without its freed handshake memory
+  r.generator_rss_kib = status_kib(::getpid(), "VmRSS:");
+  r.oldest_idle_s = seconds_since(start);  // the first connection said hello just after start
+  (void)established;
+  std::map<std::string, int> lost_reasons;
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : peers) {
+        if (!p || &p->io != &threads.at(t) || !p->ws) continue;
+        if (p->closed) {
+          ++r.lost;
+          ++lost_reasons[p->close_error];
+        } else if (p->reading) {
+          ++r.held;
+        }
+      }
+    });
+  }
+  for (const auto& [why, count] : lost_reasons)
+    std::printf("  lost while idle: %d x %s\n", count, why.c_str());
+
+  // Graceful shutdown: every client should get close 1012.
+  const auto stop_start = Clock::now();
+  server.terminate();
+  roam::test::eventually([&] { return !server.running(); }, 15s, 20ms);
+  r.shutdown_s = seconds_since(stop_start);
+  roam::test::eventually(
+      [&] {
+        int reading = 0;
+        for (int t = 0; t < threads.size(); ++t) {
+          threads.run_on(t, [&] {
+            for (auto& p : peers)
+              if (p && &p->io == &threads.at(t) && p->reading) ++reading;
+          });
+        }
+        return reading == 0;
+      },
+      5s, 100ms);
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : peers) {
+        if (!p || &p->io != &threads.at(t)) continue;
+        if (p->close_code == 1012) ++r.shutdown_1012;
+        if (p->ws && p->reading) p->ws->abort();
+      }
+    });
+  }
+  // Let aborted reads finish, then free every peer on its own thread (one whose read is still
+  // pending is leaked rather than freed under its coroutine).
+  auto pending_reads = [&] {
+    int reading = 0;
+    for (int t = 0; t < threads.size(); ++t) {
+      threads.run_on(t, [&] {
+        for (auto& p : peers)
+          if (p && &p->io == &threads.at(t) && p->reading) ++reading;
+      });
+    }
+    return reading;
+  };
+  roam::test::eventually([&] { return pending_reads() == 0; }, 10s, 50ms);
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : peers) {
+        if (!p || &p->io != &threads.at(t)) continue;
+        if (p->reading)
+          (void)p.release();
+        else
+          p.reset();
+      }
+    });
+  }
+  return r;
+}
+
+// ---- (b) forwarding ---------------------------------------------------------------------------
+
+struct Pair {
+  Pair(asio::io_context& io, int i)
+      : sender(io, "b-s-" + std::to_string(i)),
+        receiver(io, "b-r-" + std::to_string(i)),
+        wake(io) {}
+  Peer sender, receiver;
+  std::string session;
+  std::int64_t sent = 0, received = 0;
+  asio::steady_timer wake;  // the receiver cancels it when a message arrives
+  bool waiting = false;
+  std::string send_error;
+};
+
+struct RunStats {
+  std::mutex mutex;
+  std::vector<double> latency_ms;
+  std::int64_t measured = 0;
+  Clock::time_point measure_from, measure_to;
+};
+
+struct RunConfig {
+  Clock::time_point end;
+  int window = 8;
+  std::optional<Clock::duration> interval;  // paced: one message per interval per pair
+};
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// `phase`: this pair's offset into the pacing interval, so that paced pairs do not all send
+// at the same instant (bursts of one message per pair would measure a queue, not the server).
+asio::awaitable<void> send_loop(Pair& pair, RunConfig cfg, Clock::duration phase,
+                                std::atomic<int>& running) {
+  // A host candidate with RFC 8839 extension attributes carrying a sequence number and the
+  // send time (this process's steady clock, read again by the receiver).
+  const std::string prefix = "{\"type\":\"candidate\",\"session\":\"" + pair.session +
+                             "\",\"candidate\":\"candidate:1 1 UDP 2130706431 127.0.0.1 50000 "
+                             "typ host seq ";
+  asio::steady_timer pace(pair.sender.io);
+  auto next = Clock::now() + phase;
+  while (Clock::now() < cfg.end) {
+    if (cfg.interval) {
+      if (next > Clock::now()) {
+        pace.expires_at(next);
+        co_await pace.async_wait(kUse);
+      }
+      next += *cfg.interval;
+    }
+    while (pair.sent - pair.received >= cfg.window && Clock::now() < cfg.end) {
+      pair.waiting = true;
+      pair.wake.expires_after(20ms);
+      co_await pair.wake.async_wait(kUse);
+      pair.waiting = false;
+    }
+    if (Clock::now() >= cfg.end) break;
+    std::string text = prefix;
+    text += std::to_string(pair.sent);
+    text += " ts ";
+    text += std::to_string(now_ns());
+    text += "\"}";
+    auto ok = co_await pair.sender.ws->send(std::move(text));
+    if (!ok) {
+      pair.send_error = ok.error();
+      break;
+    }
+    ++pair.sent;
+  }
+  --running;
+}
+
+void on_forwarded(Pair& pair, RunStats& stats, const std::string& text) {
+  const auto now = Clock::now();
+  ++pair.received;
+  if (pair.waiting) pair.wake.cancel();
+  const auto at = text.find(" ts ");
+  if (at == std::string::npos) return;
+  const std::int64_t sent = std::strtoll(text.c_str() + at + 4, nullptr, 10);
+  const auto sent_at = Clock::time_point(std::chrono::nanoseconds(sent));
+  if (sent_at < stats.measure_from || sent_at >= stats.measure_to) return;
+  const double ms = ms_between(sent_at, now);
+  std::lock_guard lock(stats.mutex);
+  stats.latency_ms.push_back(ms);
+  ++stats.measured;
+}
+
+struct ForwardRun {
+  double offered = 0;  // paced runs: messages/s offered; 0 = saturated
+  double rate = 0;     // forwarded messages/s over the measured interval
+  double p50 = 0, p90 = 0, p99 = 0, max = 0;
+  std::optional<double> server_p50, server_p99;
+  double server_cpu = 0, generator_cpu = 0;  // cores busy
+  std::int64_t sent = 0, received = 0;
+};
+
+struct ForwardingResult {
+  bool ok = false;
+  std::string failure;
+  std::vector<ForwardRun> saturated, paced, light;
+};
+
+// offered_rate 0: saturation (a window of messages in flight per pair), else paced.
+ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pairs,
+                       SignalingServer& server, const Args& args, double offered_rate) {
+  const bool paced = offered_rate > 0;
+  RunStats stats;
+  const auto start = Clock::now();
+  const auto warmup = std::chrono::duration_cast<Clock::duration>(0.5s);
+  const auto length =
+      std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(args.duration_s));
+  stats.measure_from = start + warmup;
+  stats.measure_to = start + warmup + length;
+  RunConfig cfg;
+  cfg.end = stats.measure_to;
+  cfg.window = paced ? 128 : args.window;  // paced: stay below the server's 256-message queue
+  if (paced) {
+    cfg.interval = std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(static_cast<double>(pairs.size()) / offered_rate));
+  }
+  std::int64_t sent_before = 0, received_before = 0;
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : pairs) {
+        if (&p->sender.io != &threads.at(t)) continue;
+        sent_before += p->sent;
+        received_before += p->received;
+        Pair* pair = p.get();
+        p->receiver.on_candidate = [pair, &stats](const std::string& text) {
+          on_forwarded(*pair, stats, text);
+        };
+      }
+    });
+  }
+  std::atomic<int> running{static_cast<int>(pairs.size())};
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    const auto phase = cfg.interval
+                           ? *cfg.interval * static_cast<long>(i) / static_cast<long>(pairs.size())
+                           : Clock::duration::zero();
+    asio::co_spawn(pairs[i]->sender.io, send_loop(*pairs[i], cfg, phase, running), asio::detached);
+  }
+
+  std::this_thread::sleep_until(stats.measure_from);
+  const std::string metrics_before = server.metrics();
+  const double server_cpu0 = cpu_seconds(server.pid()), self_cpu0 = self_cpu_seconds();
+  const auto t0 = Clock::now();
+  std::this_thread::sleep_until(stats.measure_to);
+  const double wall = seconds_since(t0);
+  ForwardRun run;
+  run.offered = offered_rate;
+  run.server_cpu = (cpu_seconds(server.pid()) - server_cpu0) / wall;
+  run.generator_cpu = (self_cpu_seconds() - self_cpu0) / wall;
+  const std::string metrics_after = server.metrics();
+  roam::test::eventually([&] { return running == 0; }, 60s, 5ms);  // senders use `running`
+  // Drain what is still in flight, so the next run starts from an empty pipe.
+  roam::test::eventually(
+      [&] {
+        std::int64_t s = 0, rcv = 0;
+        for (int t = 0; t < threads.size(); ++t) {
+          threads.run_on(t, [&] {
+            for (auto& p : pairs) {
+              if (&p->sender.io != &threads.at(t)) continue;
+              s += p->sent;
+              rcv += p->received;
+            }
+          });
+        }
+        run.sent = s - sent_before;
+        run.received = rcv - received_before;
+        return s == rcv;
+      },
+      5s, 20ms);
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : pairs)
+        if (&p->sender.io == &threads.at(t)) p->receiver.on_candidate = nullptr;
+    });
+  }
+  std::lock_guard lock(stats.mutex);
+  run.rate = static_cast<double>(stats.measured) / args.duration_s;
+  run.p50 = percentile(stats.latency_ms, 0.5);
+  run.p90 = percentile(stats.latency_ms, 0.9);
+  run.p99 = percentile(stats.latency_ms, 0.99);
+  run.max = stats.latency_ms.empty()
+                ? 0
+                : *std::max_element(stats.latency_ms.begin(), stats.latency_ms.end());
+  const auto h = parse_histogram(metrics_after, "roam_signaling_forward_seconds", "route=\"local\"")
+                     .minus(parse_histogram(metrics_before, "roam_signaling_forward_seconds",
+                                            "route=\"local\""));
+  run.server_p50 = h.quantile(0.5);
+  run.server_p99 = h.quantile(0.99);
+  return run;
+}
+
+// Opens both peers of every pair and a session between them.
+std::string open_pairs(Generator& g, std::vector<std::unique_ptr<Pair>>& pairs, int net) {
+  std::atomic<int> left{static_cast<int>(pairs.size())};
+  std::mutex m;
+  std::string failure;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    Pair& pair = *pairs[i];
+    asio::co_spawn(
+        pair.sender.io,
+        [&, i]() -> asio::awaitable<void> {
+          auto fail = [&](const std::string& why) {
+            std::lock_guard lock(m);
+            if (failure.empty()) failure = why;
+          };
+          const int index = static_cast<int>(i);
+          auto a = co_await open_peer(g, pair.sender, source_address(net, 2 * index));
+          if (a) a = co_await open_peer(g, pair.receiver, source_address(net, 2 * index + 1));
+          if (!a) {
+            fail("opening pair " + std::to_string(i) + ": " + a.error());
+            --left;
+            co_return;
+          }
+          asio::co_spawn(pair.sender.io, read_loop(pair.sender), asio::detached);
+          asio::co_spawn(pair.receiver.io, read_loop(pair.receiver), asio::detached);
+          sig::Connect connect{"c" + std::to_string(i), pair.receiver.id};
+          const sig::ClientMessage message = connect;
+          auto sent = co_await pair.sender.ws->send(sig::encode(message));
+          std::string other = sent ? "timeout" : sent.error();
+          std::optional<sig::Session> s, rs;
+          if (sent) s = co_await next_of<sig::Session>(pair.sender, 10000ms, &other);
+          if (s) rs = co_await next_of<sig::Session>(pair.receiver, 10000ms, &other);
+          if (!s || !rs) {
+            fail("pair " + std::to_string(i) + ": no session (" + other + ")");
+          } else {
+            pair.session = s->session;
+          }
+          --left;
+        },
+        asio::detached);
+  }
+  while (left > 0)
+    std::this_thread::sleep_for(10ms);
+  return failure;
+}
+
+void close_pairs(Threads& threads, std::vector<std::unique_ptr<Pair>>& pairs) {
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : pairs) {
+        if (&p->sender.io != &threads.at(t)) continue;
+        for (Peer* peer : {&p->sender, &p->receiver})
+          if (peer->ws) peer->ws->abort();
+      }
+    });
+  }
+  roam::test::eventually(
+      [&] {
+        bool any = false;
+        for (int t = 0; t < threads.size(); ++t) {
+          threads.run_on(t, [&] {
+            for (auto& p : pairs)
+              if (&p->sender.io == &threads.at(t) && (p->sender.reading || p->receiver.reading))
+                any = true;
+          });
+        }
+        return !any;
+      },
+      5s, 20ms);
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : pairs) {
+        if (!p || &p->sender.io != &threads.at(t)) continue;
+        if (p->sender.reading || p->receiver.reading)
+          (void)p.release();  // never under a read
+        else
+          p.reset();
+      }
+    });
+  }
+}
+
+ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServer& server) {
+  ForwardingResult result;
+  std::vector<std::unique_ptr<Pair>> pairs;
+  for (int i = 0; i < g.args.pairs; ++i)
+    pairs.push_back(std::make_unique<Pair>(threads.at(i), i));
+  result.failure = open_pairs(g, pairs, 2);
+  if (!result.failure.empty()) {
+    close_pairs(threads, pairs);
+    return result;
+  }
+  std::printf("  %d pairs with a session each (%d connections)\n", g.args.pairs, 2 * g.args.pairs);
+  auto print = [](int round, const ForwardRun& r) {
+    char what[32] = "saturated";
+    if (r.offered > 0) std::snprintf(what, sizeof what, "paced@%.0f", r.offered);
+    std::printf(
+        "  round %d %-13s %7.0f msg/s  latency p50 %6.2f p90 %6.2f p99 %7.2f max %7.2f ms | "
+        "server hist p50 %s p99 %s | cpu: server %.2f cores (%.1f us/msg), generator %.2f\n",
+        round, what, r.rate, r.p50, r.p90, r.p99, r.max, fmt_ms(r.server_p50).c_str(),
+        fmt_ms(r.server_p99).c_str(), r.server_cpu, r.rate > 0 ? r.server_cpu / r.rate * 1e6 : 0.0,
+        r.generator_cpu);
+    std::fflush(stdout);
+  };
+  for (int round = 1; round <= g.args.rounds; ++round) {
+    result.saturated.push_back(forward_run(threads, pairs, server, g.args, 0));
+    print(round, result.saturated.back());
+    // Latency is measured below saturation: at --paced-rate, or at 80% of what this round
+    // reached when that is less (beyond it the figure would only measure the queue).
+    const double offered = std::min(g.args.paced_rate, 0.8 * result.saturated.back().rate);
+    result.paced.push_back(forward_run(threads, pairs, server, g.args, offered));
+    print(round, result.paced.back());
+    // The floor: latency when the machine is far from busy.
+    result.light.push_back(forward_run(threads, pairs, server, g.args, g.args.light_rate));
+    print(round, result.light.back());
+  }
+  std::string send_error;
+  int lost = 0;
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& p : pairs) {
+        if (&p->sender.io != &threads.at(t)) continue;
+        if (!p->send_error.empty()) send_error = p->send_error;
+        if (p->sender.closed || p->receiver.closed) {
+          ++lost;
+          if (send_error.empty())
+            send_error = p->sender.closed ? p->sender.close_error : p->receiver.close_error;
+        }
+      }
+    });
+  }
+  if (lost > 0) {
+    std::printf("  WARNING: %d pairs lost a connection during the runs (%s)\n", lost,
+                send_error.c_str());
+  }
+  close_pairs(threads, pairs);
+  result.ok = true;
+  return result;
+}
+
+// ---- (c) relay grants -------------------------------------------------------------------------
+
+struct GrantStats {
+  std::vector<double> client_ms;
+  int with_token = 0, without_token = 0, no_relay = 0, errors = 0;
+  std::string first_error;
+  Histogram server;
+  double misses = 0, token_grants = 0;
+};
+
+// `count` connect -> session -> bye cycles on one pair.
+asio::awaitable<void> grant_loop(Pair& pair, int count, GrantStats& stats, std::mutex& m,
+                                 std::atomic<int>& left) {
+  auto fail = [&](const std::string& why) {
+    std::lock_guard lock(m);
+    ++stats.errors;
+    if (stats.first_error.empty()) stats.first_error = why;
+  };
+  for (int i = 0; i < count; ++i) {
+    const std::string request = "g" + std::to_string(i);
+    sig::Connect connect{request, pair.receiver.id};
+    const sig::ClientMessage message = connect;
+    std::string text = sig::encode(message);
+    const auto t0 = Clock::now();
+    auto sent = co_await pair.sender.ws->send(std::move(text));
+    if (!sent) {
+      fail(sent.error());
+      break;
+    }
+    std::string other;
+    auto mine = co_await next_of<sig::Session>(pair.sender, 5000ms, &other);
+    const auto t1 = Clock::now();
+    if (!mine || mine->request != request) {
+      fail("no session for " + request + ": " + other);
+      break;
+    }
+    auto theirs = co_await next_of<sig::Session>(pair.receiver, 5000ms, &other);
+    if (!theirs) {
+      fail("the other peer got no session: " + other);
+      break;
+    }
+    {
+      std::lock_guard lock(m);
+      stats.client_ms.push_back(ms_between(t0, t1));
+      for (const auto* s : {&*mine, &*theirs}) {
+        if (!s->relay)
+          ++stats.no_relay;
+        else if (s->relay->token)
+          ++stats.with_token;
+        else
+          ++stats.without_token;
+      }
+    }
+    sig::Bye bye{mine->session, "bench"};
+    const sig::ClientMessage bye_message = bye;
+    auto b = co_await pair.sender.ws->send(sig::encode(bye_message));
+    if (!b) {
+      fail(b.error());
+      break;
+    }
+    auto echoed = co_await next_of<sig::Bye>(pair.receiver, 5000ms, &other);
+    if (!echoed) {
+      fail("bye not forwarded: " + other);
+      break;
+    }
+  }
+  --left;
+}
+
+GrantStats grant_run(std::vector<std::unique_ptr<Pair>>& pairs, int per_pair,
+                     SignalingServer& server) {
+  GrantStats stats;
+  std::mutex m;
+  const std::string before = server.metrics();
+  std::atomic<int> left{static_cast<int>(pairs.size())};
+  for (auto& p : pairs)
+    asio::co_spawn(p->sender.io, grant_loop(*p, per_pair, stats, m, left), asio::detached);
+  roam::test::eventually([&] { return left == 0; }, 600s, 5ms);
+  const std::string after = server.metrics();
+  stats.server = parse_histogram(after, "roam_signaling_relay_grant_seconds")
+                     .minus(parse_histogram(before, "roam_signaling_relay_grant_seconds"));
+  auto diff = [&](const std::string& name, const std::string& labels) {
+    return roam::test::scrape_value(after, name, labels).value_or(0) -
+           roam::test::scrape_value(before, name, labels).value_or(0);
+  };
+  stats.misses = diff("roam_signaling_pool_misses_total", "");
+  stats.token_grants = diff("roam_signaling_relay_grants_total", "{result=\"token\"");
+  return stats;
+}
+
+struct GrantResult {
+  bool ok = false;
+  std::string failure;
+  GrantStats sequential, concurrent;
+};
+
+GrantResult phase_grants(Generator& g, Threads& threads, SignalingServer& server) {
+  GrantResult result;
+  const int half = g.args.grants / 2;
+  const int c = std::min(g.args.grant_concurrency, half);
+  std::vector<std::unique_ptr<Pair>> pairs;
+  for (int i = 0; i < c; ++i)
+    pairs.push_back(std::make_unique<Pair>(threads.at(i), 1000 + i));
+  // open_pairs also creates one session per pair; it ends with the connections.
+  result.failure = open_pairs(g, pairs, 3);
+  if (!result.failure.empty()) {
+    close_pairs(threads, pairs);
+    return result;
+  }
+  std::vector<std::unique_ptr<Pair>> one;
+  one.push_back(std::move(pairs.front()));
+  result.sequential = grant_run(one, half, server);
+  pairs.front() = std::move(one.front());
+  result.concurrent = grant_run(pairs, half / c, server);
+  close_pairs(threads, pairs);
+  result.ok = true;
+  return result;
+}
+
+void print_grants(const char* what, const GrantStats& s) {
+  std::printf(
+      "  %-26s n=%zu  client connect->session p50 %.2f p90 %.2f p99 %.2f ms | server "
+      "relay_grant_seconds p50 %s p99 %s (n=%.0f)\n",
+      what, s.client_ms.size(), percentile(s.client_ms, 0.5), percentile(s.client_ms, 0.9),
+      percentile(s.client_ms, 0.99), fmt_ms(s.server.quantile(0.5)).c_str(),
+      fmt_ms(s.server.quantile(0.99)).c_str(), s.server.count);
+  std::printf(
+      "  %-26s sessions with a reservation token %d, without (pool miss) %d, no relay %d; "
+      "server: token grants %.0f, pool misses %.0f; errors %d%s%s\n",
+      "", s.with_token, s.without_token, s.no_relay, s.token_grants, s.misses, s.errors,
+      s.first_error.empty() ? "" : ": ", s.first_error.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1 && std::strcmp(argv[1], "--describe") == 0) {
+    std::printf("roam-signaling: connections held + RSS, forwarding rate/latency, relay grants\n");
+    return 0;
+  }
+  Args args;
+  try {
+    auto parsed = parse_args(argc, argv);
+    if (!parsed) return 0;
+    args = *parsed;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_signaling: %s\n", e.what());
+    return 2;
+  }
+  const std::string signaling = std::string(ROAM_BINARY_DIR) + "/bin/roam-signaling";
+  const std::string relay = std::string(ROAM_BINARY_DIR) + "/bin/roam-relay";
+  for (const auto& binary : {signaling, relay}) {
+    if (::access(binary.c_str(), X_OK) != 0) {
+      std::printf("skipped: %s is not built (./run build)\n", binary.c_str());
+      return 1;
+    }
+  }
+  auto openssl = roam::test::find_program("openssl");
+  if (!openssl) {
+    std::printf("skipped: the openssl CLI is not installed (apt-get install openssl)\n");
+    return 1;
+  }
+  const bool run_a = args.phases.find('a') != std::string::npos;
+  const bool run_b = args.phases.find('b') != std::string::npos;
+  const bool run_c = args.phases.find('c') != std::string::npos;
+
+  std::printf(
+      "roam-signaling benchmark: ONE instance on loopback; redis-server, coturn, roam-relay and "
+      "this load generator (%d threads) share the machine's %ld cores with it, so every figure "
+      "is a lower bound of the server alone.\n",
+      args.client_threads, ::sysconf(_SC_NPROCESSORS_ONLN));
+  {
+    std::ifstream loadavg("/proc/loadavg");
+    double one = 0;
+    loadavg >> one;
+    std::printf("load average before start: %.2f%s\n", one,
+                one > 0.5 ? " (other processes are busy: figures will be lower and noisier)" : "");
+  }
+  const auto fd_limit = raise_fd_limit();
+  // Each held connection is one descriptor here and one in the server (which also inherits
+  // this limit); keep a margin for the servers' own sockets, logs and timers.
+  if (run_a && fd_limit < static_cast<std::uint64_t>(args.connections) + 200) {
+    const int fit = static_cast<int>(fd_limit) - 200;
+    std::printf(
+        "NOTE: the hard open-files limit is %llu and cannot be raised here (setrlimit refused: "
+        "no CAP_SYS_RESOURCE in the initial user namespace), so neither this process nor "
+        "roam-signaling can hold %d connections; (a) holds %d instead.\n",
+        static_cast<unsigned long long>(fd_limit), args.connections, fit);
+    args.connections = fit;
+  }
+
+  try {
+    TempDir dir;
+    const auto cert = dir.path() / "cert.pem", key = dir.path() / "key.pem";
+    if (!run_to_completion({*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                            "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                            "-keyout", key.string(), "-out", cert.string()},
+                           dir.path() / "openssl.log") ||
+        !std::filesystem::exists(cert) || !std::filesystem::exists(key)) {
+      std::printf("failed: openssl could not make a certificate:\n%s\n",
+                  roam::test::read_file(dir.path() / "openssl.log").c_str());
+      return 1;
+    }
+    std::string skip;
+    auto redis = roam::test::RedisServer::start(&skip);
+    if (!redis) {
+      std::printf("skipped: %s\n", skip.c_str());
+      return 1;
+    }
+    // Tokens: 2 per session (one per peer): (b)'s pairs and (c)'s grants, plus a margin.
+    const int tokens = (run_b ? 2 * args.pairs : 0) +
+                       (run_c ? 2 * (args.grants + args.grant_concurrency) : 0) + 50;
+    roam::test::CoturnOptions coturn_options;
+    coturn_options.secret = kTurnSecret;
+    // Each reservation holds an even/odd port pair for 300 s, and the pool refills behind the
+    // takes: room for the pool twice over.
+    coturn_options.relay_ports = 4 * tokens + 64;
+    auto coturn = roam::test::Coturn::start(coturn_options, &skip);
+    if (!coturn) {
+      std::printf("skipped: %s\n", skip.c_str());
+      return 1;
+    }
+    const auto relay_start = Clock::now();
+    auto relay_process = Process::spawn(
+        {relay, "--coturn", coturn->address().to_string(), "--secret", kTurnSecret, "--realm",
+         coturn->options().realm, "--redis", "127.0.0.1:" + std::to_string(redis->port()),
+         "--instance-id", "relay-bench", "--pool-target", std::to_string(tokens), "--max-in-flight",
+         "32", "--metrics", "127.0.0.1:0", "--log-level", "warn"},
+        dir.path() / "relay.log");
+    roam::test::SyncRedis r(redis->port());
+    long long pool = 0;
+    roam::test::eventually(
+        [&] {
+          pool = r.command({"ZCARD", roam::relay::pool_key("relay-bench")}).integer;
+          return pool >= tokens;
+        },
+        180s, 100ms);
+    std::printf("relay pool: %lld of %d reservation tokens ready after %.1f s\n", pool, tokens,
+                seconds_since(relay_start));
+    if (pool < tokens) {
+      std::printf("  (short: roam-relay log)\n%s\n",
+                  roam::test::read_file(dir.path() / "relay.log").c_str());
+    }
+
+    Generator g;
+    g.args = args;
+    auto tls = roam::net::make_tls_client_context(cert.string());
+    if (!tls) {
+      std::printf("failed: %s\n", tls.error().c_str());
+      return 1;
+    }
+    g.tls = std::make_unique<asio::ssl::context>(std::move(*tls));
+    Threads threads(args.client_threads);
+
+    std::optional<ConnectionsResult> a;
+    if (run_a) {
+      std::printf("\n(a) connections held: %d, %d per source address, %d set-ups in flight\n",
+                  args.connections, kPerSourceAddress, args.connect_concurrency);
+      SignalingServer server(dir.path(), cert, key, redis->port(), {}, "sig-a");
+      g.port = server.wss_port();
+      a = phase_connections(g, threads, server);
+      const double per_conn =
+          a->held > 0 ? static_cast<double>(a->rss_after_kib - a->rss_before_kib) / a->held : 0;
+      std::printf(
+          "  held %d of %d (failed %d, lost while idle %d; the oldest idle for %.0f s, past the "
+          "server's ping at 30 s); set-up %.1f s total = %.0f connections/s\n",
+          a->held, a->wanted, a->failed, a->lost, a->oldest_idle_s, a->establish_s,
+          (a->wanted - a->failed) / a->establish_s);
+      std::printf(
+          "  set-up time per connection (TCP+TLS+upgrade+hello/welcome): p10 %.1f "
+          "p50 %.1f p90 %.1f p99 %.1f ms\n",
+          percentile(a->setup_ms, 0.1), percentile(a->setup_ms, 0.5), percentile(a->setup_ms, 0.9),
+          percentile(a->setup_ms, 0.99));
+      std::printf(
+          "  server RSS: %.1f MiB idle -> %.1f MiB with %d connections = %.1f KiB per "
+          "connection (generator RSS %.1f MiB)\n",
+          a->rss_before_kib / 1024.0, a->rss_after_kib / 1024.0, a->held, per_conn,
+          a->generator_rss_kib / 1024.0);
+      std::printf("  SIGTERM: server exited after %.2f s; %d of %d clients got close 1012\n",
+                  a->shutdown_s, a->shutdown_1012, a->held);
+      for (const auto& [why, count] : a->errors)
+        std::printf("  set-up failure: %d x %s\n", count, why.c_str());
+      if (a->failed > 0 || a->lost > 0) std::printf("%s\n", server.log_tail().c_str());
+      server.stop();
+    }
+
+    // Forwarding and grants measure the server, not the per-connection rate limit (50/s by
+    // default): this instance runs with a limit no test client reaches.
+    const std::vector<std::string> unlimited = {"--rate", "10000000", "--burst", "10000000"};
+    std::optional<ForwardingResult> b;
+    std::optional<GrantResult> c;
+    if (run_b || run_c) {
+      SignalingServer server(dir.path(), cert, key, redis->port(), unlimited, "sig-bc");
+      g.port = server.wss_port();
+      if (run_b) {
+        std::printf(
+            "\n(b) forwarding: %d pairs, one direction; saturated = %d in flight per pair, paced "
+            "= %.0f msg/s offered; %d rounds of %.1f s (server: --rate/--burst 10000000)\n",
+            args.pairs, args.window, args.paced_rate, args.rounds, args.duration_s);
+        b = phase_forwarding(g, threads, server);
+        if (!b->ok)
+          std::printf("  failed: %s\n%s\n", b->failure.c_str(), server.log_tail().c_str());
+      }
+      if (run_c) {
+        std::printf(
+            "\n(c) relay grants: %d connects (half sequential on one pair, half on %d "
+            "pairs at once), each followed by bye\n",
+            args.grants, args.grant_concurrency);
+        c = phase_grants(g, threads, server);
+        if (!c->ok) {
+          std::printf("  failed: %s\n%s\n", c->failure.c_str(), server.log_tail().c_str());
+        } else {
+          print_grants("sequential", c->sequential);
+          print_grants("concurrent", c->concurrent);
+        }
+      }
+      server.stop();
+    }
+
+    // ---- summary ----
+    std::printf(
+        "\nsummary (one roam-signaling instance; the generator and the other servers "
+        "share the same %ld cores)\n",
+        ::sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("  %-44s %-26s %s\n", "figure", "target", "measured");
+    auto row = [](const std::string& figure, const std::string& target, const std::string& value,
+                  std::optional<bool> met) {
+      std::printf("  %-44s %-26s %s%s\n", figure.c_str(), target.c_str(), value.c_str(),
+                  !met ? "" : (*met ? "  [met]" : "  [NOT met]"));
+    };
+    char buf[256];
+    if (a) {
+      const double mib = a->rss_after_kib / 1024.0;
+      std::snprintf(
+          buf, sizeof buf, "%d held, server RSS %.0f MiB (%.1f KiB/conn)", a->held, mib,
+          a->held ? (a->rss_after_kib - a->rss_before_kib) / static_cast<double>(a->held) : 0.0);
+      // Fewer than 20000 (a smaller run, or the open-files cap): only a failure is certain.
+      std::optional<bool> met;
+      if (mib > 1024)
+        met = false;
+      else if (a->held >= 20000)
+        met = true;
+      row("(a) idle authenticated WSS connections", ">= 20000 within 1 GiB", buf, met);
+      std::snprintf(buf, sizeof buf, "%.0f MiB",
+                    (a->rss_before_kib +
+                     20000.0 * (a->rss_after_kib - a->rss_before_kib) / std::max(1, a->held)) /
+                        1024.0);
+      row("(a) server RSS extrapolated to 20000", "<= 1024 MiB", buf, std::nullopt);
+      std::snprintf(buf, sizeof buf, "%.1f s (%.0f/s)", a->establish_s,
+                    (a->wanted - a->failed) / a->establish_s);
+      row("(a) time to establish them", "-", buf, std::nullopt);
+    }
+    if (b && b->ok) {
+      std::vector<double> rates, p50, p90, p99, paced_rate, srv99, cpu, us_per_msg;
+      for (const auto& r : b->saturated) {
+        rates.push_back(r.rate);
+        cpu.push_back(r.server_cpu);
+        if (r.rate > 0) us_per_msg.push_back(r.server_cpu / r.rate * 1e6);
+      }
+      for (const auto& r : b->paced) {
+        p50.push_back(r.p50);
+        p90.push_back(r.p90);
+        p99.push_back(r.p99);
+        paced_rate.push_back(r.rate);
+        if (r.server_p99) srv99.push_back(*r.server_p99 * 1e3);
+      }
+      std::snprintf(buf, sizeof buf, "%.0f msg/s median (p10 %.0f, p90 %.0f), server %.2f cores",
+                    median(rates), percentile(rates, 0.1), percentile(rates, 0.9), median(cpu));
+      row("(b) forwarded candidates/s, saturated", ">= 50000/s", buf, median(rates) >= 50000);
+      std::snprintf(buf, sizeof buf, "%.1f us/msg -> %.0f msg/s if it had all %ld cores",
+                    median(us_per_msg), ::sysconf(_SC_NPROCESSORS_ONLN) / median(us_per_msg) * 1e6,
+                    ::sysconf(_SC_NPROCESSORS_ONLN));
+      row("(b) server CPU per forwarded message", "-", buf, std::nullopt);
+      std::snprintf(buf, sizeof buf, "p50 %.2f p90 %.2f p99 %.2f ms at %.0f msg/s", median(p50),
+                    median(p90), median(p99), median(paced_rate));
+      row("(b) forward latency, paced, client-side", "p99 <= 10 ms at 50000/s", buf,
+          median(p99) <= 10 && median(paced_rate) >= 0.98 * 50000);
+      std::snprintf(buf, sizeof buf, "p99 %.3f ms (histogram estimate)",
+                    srv99.empty() ? 0.0 : median(srv99));
+      row("(b) forward latency, paced, server hist", "-", srv99.empty() ? "n/a" : buf,
+          std::nullopt);
+      std::vector<double> l50, l99, lrate, lsrv99;
+      for (const auto& r : b->light) {
+        l50.push_back(r.p50);
+        l99.push_back(r.p99);
+        lrate.push_back(r.rate);
+        if (r.server_p99) lsrv99.push_back(*r.server_p99 * 1e3);
+      }
+      std::snprintf(buf, sizeof buf, "p50 %.2f p99 %.2f ms at %.0f msg/s (server hist p99 %.3f ms)",
+                    median(l50), median(l99), median(lrate), lsrv99.empty() ? 0.0 : median(lsrv99));
+      row("(b) forward latency, light load", "-", buf, std::nullopt);
+    }
+    if (c && c->ok) {
+      for (const auto* s : {&c->sequential, &c->concurrent}) {
+        const bool seq = s == &c->sequential;
+        const auto p99 = s->server.quantile(0.99);
+        std::snprintf(buf, sizeof buf, "p50 %s p99 %s (client p99 %.2f ms)",
+                      fmt_ms(s->server.quantile(0.5)).c_str(), fmt_ms(p99).c_str(),
+                      percentile(s->client_ms, 0.99));
+        row(seq ? "(c) relay grant, sequential (server hist)"
+                : "(c) relay grant, concurrent (server hist)",
+            "p99 <= 5 ms", buf, p99 ? std::optional(*p99 <= 0.005) : std::nullopt);
+      }
+      std::snprintf(buf, sizeof buf, "%d with token, %d pool misses (server: %.0f misses)",
+                    c->sequential.with_token + c->concurrent.with_token,
+                    c->sequential.without_token + c->concurrent.without_token,
+                    c->sequential.misses + c->concurrent.misses);
+      row("(c) sessions' relay grants", "no misses (pool sized)", buf, std::nullopt);
+    }
+    std::printf(
+        "  server histogram figures are estimates: linear interpolation inside the buckets, "
+        "as Prometheus' histogram_quantile() does.\n");
+    relay_process.stop();
+  } catch (const std::exception& e) {
+    std::printf("failed: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
