@@ -4,6 +4,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/commands/ice.h"
 #include "agent/commands/interfaces.h"
 #include "agent/doctor/doctor.h"
 
@@ -39,7 +40,48 @@ int main(int argc, char** argv) {
   ifs->add_option("--netlink-rcvbuf", interfaces.receive_buffer_bytes)
       ->group("");  // hidden: tests force lost events (ENOBUFS) with a tiny buffer
 
+  roam::agent::IceOptions ice;
+  double duration_s = 0, stats_s = 1.0, traffic_ms = 0;
+  auto* icecmd = app.add_subcommand(
+      "ice",
+      "Run continuous ICE with one peer through roam-signaling and log every path event "
+      "(no QUIC): gathering on every interface, checks, keepalives, selection and why");
+  icecmd->add_option("--signaling", ice.signaling_urls, "wss://HOST:PORT/ (repeatable, in order)")
+      ->required();
+  icecmd->add_option("--ca", ice.ca_file, "PEM CA file that signs the signaling certificate");
+  icecmd->add_option("--token", ice.token, "signaling JWT")->envname("ROAM_TOKEN");
+  icecmd->add_option("--connect", ice.connect_peer,
+                     "start a session with this peer (else wait for one)");
+  icecmd->add_option("--stun", ice.stun_servers,
+                     "STUN server IP:PORT for server-reflexive candidates ([v6]:port; repeatable)");
+  icecmd->add_option("--events", ice.events_path, "write path events as JSON lines (- = stdout)");
+  icecmd->add_option("--duration", duration_s, "stop after this many seconds")
+      ->check(CLI::PositiveNumber);
+  icecmd->add_option("--interface", ice.interfaces, "use only these interfaces (repeatable)");
+  icecmd->add_option("--metered", ice.metered, "metered (cellular) interfaces (repeatable)");
+  icecmd->add_flag("--prefer-metered", ice.prefer_metered,
+                   "do not avoid metered interfaces when choosing the path");
+  icecmd->add_flag("--relay-only", ice.relay_only, "never use direct paths");
+  icecmd->add_flag("--direct-only", ice.direct_only, "never use the relay");
+  icecmd->add_option("--stats-interval", stats_s, "seconds between stats events (0: none)")
+      ->check(CLI::Range(0.0, 3600.0));
+  icecmd
+      ->add_option("--traffic-interval", traffic_ms,
+                   "send a request/answer probe on the selected pair every MS milliseconds, so "
+                   "liveness is judged as under application traffic")
+      ->check(CLI::Range(1.0, 60000.0));
+  icecmd->add_option("--region", ice.region, "relay region hint for the signaling server");
+
   CLI11_PARSE(app, argc, argv);
+  if (icecmd->parsed()) {
+    auto to_duration = [](double s) {
+      return std::chrono::duration_cast<roam::Duration>(std::chrono::duration<double>(s));
+    };
+    if (duration_s > 0) ice.duration = to_duration(duration_s);
+    ice.stats_interval = to_duration(stats_s);
+    if (traffic_ms > 0) ice.traffic_interval = to_duration(traffic_ms / 1000.0);
+    return roam::agent::run_ice(ice, std::cout, std::cerr);
+  }
   if (ifs->parsed()) return roam::agent::run_interfaces(interfaces, std::cout, std::cerr);
   if (cmd->parsed()) {
     doctor.timeout =
