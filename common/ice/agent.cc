@@ -1,6 +1,7 @@
 #include "common/ice/agent.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/ice/candidate_text.h"
 #include "common/ice/selection_policy.h"
@@ -632,6 +633,10 @@ void Agent::on_check_success(Pair& pair, const Transaction& t, const stun::Messa
   if (t.schedule.transmissions() <= 1) pair.rtt.add_sample(now - t.first_sent);
   pair.last_response = now;
   pair.keepalive_misses = 0;
+  if (pair.suspect) {
+    pair.suspect = false;  // it answered: it did not share the failed pair's fate
+    pair.data_expected_since = kNever;
+  }
   const PairId id = pair.id;
   if (!pair.valid()) {
     if (t.kind != TxnKind::kCheck) return;  // a late keepalive/nomination of a failed pair
@@ -706,10 +711,34 @@ void Agent::fail_pair(PairId id, PairFailure reason, TimePoint now, int error_co
       (reason == PairFailure::kConsentExpired || reason == PairFailure::kKeepaliveTimeout)) {
     emit(ConsentLost{info(*p)});
   }
+  p->suspect = false;
   if (selected_ == id) {
+    if (reason == PairFailure::kDataTimeout) suspect_fate_sharers(*p, now);
     reselect(now, SelectionReason::kSelectedFailed);
   } else {
     update_relay_reason();
+  }
+}
+
+// The selected pair's data stopped while its keepalives may still have looked fine seconds ago.
+// Its likeliest cause (a dead Wi-Fi link or backhaul, the peer's dead uplink) takes every pair
+// on the same local interface or to the same remote address with it: falling over to them one
+// by one would cost one liveness timeout each. They are probed now, with the liveness timeout
+// armed, and passed over by the selection until they answer.
+void Agent::suspect_fate_sharers(const Pair& failed, TimePoint now) {
+  std::vector<PairId> probes;
+  for (auto& q : check_list_.pairs()) {
+    if (q.id == failed.id || !q.valid()) continue;
+    if (q.lane.interface_index == failed.lane.interface_index || q.remote == failed.remote) {
+      q.suspect = true;
+      probes.push_back(q.id);
+    }
+  }
+  for (PairId id : probes) {
+    Pair* q = check_list_.find(id);
+    if (!q) continue;
+    send_keepalive(*q, now);
+    if (q->data_expected_since == kNever) q->data_expected_since = now;
   }
 }
 
@@ -807,6 +836,7 @@ void Agent::on_data_received(LocalId local, const SocketAddress& from, TimePoint
   p->data_expected_since = kNever;
   if (p->valid()) {
     p->keepalive_misses = 0;
+    if (std::exchange(p->suspect, false)) reselect(now);
   } else if (p->state == PairState::kFailed) {
     trigger(*p);  // the path carries data again: confirm it with a check right away
   }
@@ -831,8 +861,13 @@ void Agent::reselect(TimePoint now, std::optional<SelectionReason> hint) {
   const PolicyConfig policy{config_.prefer_unmetered, config_.hysteresis_min,
                             config_.hysteresis_fraction};
   std::vector<PolicyView> views;
+  bool any_unsuspected = false;
   for (const auto& p : check_list_.pairs()) {
-    if (p.valid()) views.push_back({p.id, p.relayed, p.metered, p.rtt.smoothed(), p.priority});
+    if (p.valid() && !p.suspect) any_unsuspected = true;
+  }
+  for (const auto& p : check_list_.pairs()) {
+    if (!p.valid() || (p.suspect && any_unsuspected)) continue;
+    views.push_back({p.id, p.relayed, p.metered, p.rtt.smoothed(), p.priority});
   }
   const Pair* current = selected_ ? check_list_.find(*selected_) : nullptr;
   const bool current_ok = current && current->valid();

@@ -35,6 +35,9 @@ struct Pair {
   bool nominated = false;           // controlling: a USE-CANDIDATE check succeeded
   bool peer_nominated = false;      // controlled: USE-CANDIDATE received before it was valid
   bool inbound_check_seen = false;  // the peer's checks reach us on it
+  // Shares fate with a selected pair whose data just stopped (same local interface or same
+  // remote address): probed at once and passed over by the selection until it answers.
+  bool suspect = false;
 
   std::optional<stun::TransactionId> check_txn;  // outstanding ordinary/triggered check
   std::optional<stun::TransactionId> keepalive_txn;

@@ -275,6 +275,54 @@ TEST(IceSim, SilentBlackholeOfActivePairIsDetectedWithinTarget) {
   EXPECT_TRUE(w.sim.violations.empty()) << w.sim.violations.front();
 }
 
+TEST(IceSim, DeadUplinkFailsOverStraightToAnotherInterface) {
+  // Wi-Fi stays "up" but its backhaul dies: every Wi-Fi pair (direct and relayed) is dead at
+  // once. Falling over to the next Wi-Fi pair, then the next, would cost one liveness timeout
+  // each; the pairs sharing the failed pair's interface are suspected and skipped, so the
+  // selection moves straight to a cellular pair.
+  World w;
+  Nat& wifi_nat = w.sim.add_nat(ip("198.51.100.9"), eim_nat());
+  Nat& cell_nat = w.sim.add_nat(ip("203.0.113.50"), eim_nat());
+  Nat& nb = w.sim.add_nat(ip("203.0.113.2"), eim_nat());
+  const auto wifi =
+      w.a.add_interface({.name = "wlan0", .ip = ip("192.168.1.20"), .nat = &wifi_nat});
+  const auto cell = w.a.add_interface(
+      {.name = "rmnet0", .ip = ip("10.20.0.2"), .nat = &cell_nat, .metered = true});
+  w.b.add_interface({.name = "eth0", .ip = ip("10.0.2.2"), .nat = &nb});
+  w.sim.run_for(seconds(3));
+  auto sel = w.a.selected();
+  ASSERT_TRUE(sel && sel->interface_index == wifi);
+  int valid_wifi = 0;
+  for (const auto& p : w.a.agent().pairs()) {
+    valid_wifi += p.interface_index == wifi && p.id != sel->id &&
+                  w.a.agent().pair_state(p.id) == PairState::kSucceeded;
+  }
+  ASSERT_GE(valid_wifi, 1);  // backups on the same interface exist: the trap this test is about
+  const TimePoint black = w.sim.now();
+  const std::size_t before = w.a.selections.size();
+  w.sim.blackhole(ip("198.51.100.9"), ip("203.0.113.2"));
+  w.sim.blackhole(ip("198.51.100.9"), w.sim.relay_server.ip);
+  ASSERT_TRUE(w.sim.run_until(
+      [&] {
+        auto s = w.a.selected();
+        return s && s->interface_index == cell;
+      },
+      seconds(2)));
+  const Duration detect = w.sim.now() - black;
+  EXPECT_LE(detect, milliseconds(300)) << to_ms(detect);
+  // No Wi-Fi pair was selected on the way.
+  for (std::size_t i = before; i < w.a.selections.size(); ++i) {
+    const auto& s = w.a.selections[i].second;
+    if (s.pair) {
+      EXPECT_NE(s.pair->interface_index, wifi);
+    }
+  }
+  const auto received = w.b.data_received;
+  w.sim.run_for(milliseconds(300));
+  EXPECT_GT(w.b.data_received, received);
+  EXPECT_TRUE(w.sim.violations.empty()) << w.sim.violations.front();
+}
+
 TEST(IceSim, UnmeteredRelayPreferredOverMeteredDirectByDefault) {
   World w;
   Nat& home = w.sim.add_nat(ip("100.64.0.9"), carrier_nat());  // direct blocked on Wi-Fi
