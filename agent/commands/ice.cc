@@ -146,6 +146,12 @@ int run_ice(const IceOptions& options, std::ostream& out, std::ostream& err) {
       engine->data_received(local, from);
     }
   };
+  handlers.address_removed = [&](const IpAddress& ip) {
+    if (!link) return;
+    boost::system::error_code ec;
+    auto address = asio::ip::make_address(ip.to_string(), ec);
+    if (!ec) link->address_removed(address);
+  };
   engine = std::make_unique<PathEngine>(io.get_executor(), engine_options, events, random,
                                         std::move(handlers));
 

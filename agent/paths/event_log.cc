@@ -28,14 +28,18 @@ void EventLog::write(std::string_view event, boost::json::object fields, TimePoi
   const double ts =
       std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   const double t_ms = std::chrono::duration<double, std::milli>(now - start_).count();
-  boost::json::object line;
-  line.reserve(fields.size() + 3);
-  line["ts"] = ts;
-  line["t_ms"] = t_ms;
-  line["event"] = event;
-  for (auto& [k, v] : fields)
-    line[k] = std::move(v);
-  const std::string text = boost::json::serialize(line);
+  // Fixed-point times (Boost.JSON would print 1.7952828150347593E9): readable and sortable.
+  char head[96];
+  std::snprintf(head, sizeof head, "{\"ts\":%.6f,\"t_ms\":%.3f,\"event\":", ts, t_ms);
+  std::string text = head;
+  text += boost::json::serialize(boost::json::value(boost::json::string_view(event)));
+  if (!fields.empty()) {
+    const std::string rest = boost::json::serialize(fields);  // "{...}"
+    text += ',';
+    text.append(rest, 1, std::string::npos);
+  } else {
+    text += '}';
+  }
   std::fwrite(text.data(), 1, text.size(), file_);
   std::fputc('\n', file_);
   std::fflush(file_);

@@ -336,15 +336,23 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     }
     for (auto id : gone)
       remove_base(id, now);
+    if (handlers_.address_removed) handlers_.address_removed(ip);
   }
 
   void remove_interface(std::uint32_t ifindex, TimePoint now) {
     std::vector<ice::LocalId> gone;
+    std::vector<IpAddress> addresses;
     for (const auto& [id, s] : sockets_) {
-      if (s->ifindex == ifindex) gone.push_back(id);
+      if (s->ifindex != ifindex) continue;
+      gone.push_back(id);
+      addresses.push_back(s->address.ip);
     }
     for (auto id : gone)
       remove_base(id, now);
+    if (handlers_.address_removed) {
+      for (const auto& ip : addresses)
+        handlers_.address_removed(ip);
+    }
   }
 
   // The socket `id` is gone (its address or link): its candidates, their pairs, the relay

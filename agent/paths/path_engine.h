@@ -53,6 +53,8 @@ struct PathEngineHandlers {
   std::function<void(const std::string&)> trickle;
   // Application data (not STUN, not TURN) that arrived on `local` from `from`.
   std::function<void(ice::LocalId local, const SocketAddress& from, ByteSpan data)> data;
+  // A local address went away (its candidates are removed already).
+  std::function<void(const IpAddress&)> address_removed;
   // The selected pair changed (empty: none).
   std::function<void(const std::optional<ice::PairInfo>&)> selected;
 };

@@ -87,6 +87,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
   asio::awaitable<std::pair<std::string, bool>> session(const std::string& url) {
     auto parsed = parse_wss_url(url);
     if (!parsed) co_return std::pair{parsed.error(), true};
+    parsed->idle_timeout = options.idle_timeout;
     client = std::make_unique<net::WssClient>(executor, tls, *parsed);
     net::WssClient* c = client.get();
     auto connected_ok = co_await c->connect();
@@ -149,10 +150,12 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
         break;
       }
       if (was_connected) {
-        backoff = options.backoff_initial;  // it worked until now: retry the same URL soon
-      } else {
-        ++next;
+        // It worked until now (a network change, a restarting instance): retry the same URL
+        // at once, then back off from the start.
+        backoff = options.backoff_initial;
+        continue;
       }
+      ++next;
       backoff_timer.expires_after(backoff);
       boost::system::error_code ec;
       co_await backoff_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
@@ -199,6 +202,11 @@ void SignalingLink::stop() {
 
 bool SignalingLink::connected() const {
   return state_->connected;
+}
+
+void SignalingLink::address_removed(const boost::asio::ip::address& address) {
+  if (!state_->client || !state_->client->is_open()) return;
+  if (state_->client->local_address() == address) state_->client->abort();
 }
 
 }  // namespace roam::agent

@@ -37,6 +37,8 @@ struct SignalingLinkOptions {
   signaling::Hello hello;         // sent after every connect (token, ice, fingerprint, ...)
   Duration backoff_initial = milliseconds(250);
   Duration backoff_max = seconds(5);
+  // Detects a silently dead connection (the server also pings after 30 s idle by default).
+  Duration idle_timeout = seconds(20);
   std::size_t max_queued = 256;  // messages waiting while disconnected
 };
 
@@ -67,6 +69,9 @@ class SignalingLink {
   // reconnecting.
   void stop();
   bool connected() const;
+  // An interface address went away: if the connection uses it, it is dead (its packets can
+  // neither leave nor arrive), so reconnect now instead of waiting for TCP to time out.
+  void address_removed(const boost::asio::ip::address& address);
 
  private:
   struct State;

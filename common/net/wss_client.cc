@@ -410,4 +410,11 @@ void WssClient::abort() {
   beast::get_lowest_layer(ws_).close();
 }
 
+std::optional<boost::asio::ip::address> WssClient::local_address() const {
+  boost::system::error_code ec;
+  auto endpoint = boost::beast::get_lowest_layer(ws_).socket().local_endpoint(ec);
+  if (ec) return std::nullopt;
+  return endpoint.address();
+}
+
 }  // namespace roam::net

@@ -114,6 +114,8 @@ class WssClient {
   void abort();
 
   bool is_open() const { return ws_.is_open() && !failed_; }
+  // The TCP connection's local address (after connect()); empty when not connected.
+  std::optional<boost::asio::ip::address> local_address() const;
   const std::optional<CloseInfo>& close_info() const { return close_info_; }
   const WssClientOptions& options() const { return options_; }
   boost::asio::any_io_executor get_executor() { return executor_; }
