@@ -65,6 +65,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
   StateHandler on_state;
   std::unique_ptr<net::WssClient> client;
   bool connected = false;
+  TimePoint welcomed_at{};  // a connection that drops within 1 s of its welcome backs off
   bool stopped = false;
   std::deque<std::string> queue;
   asio::steady_timer backoff_timer;
@@ -110,6 +111,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
         if (auto* w = std::get_if<signaling::Welcome>(&*message)) {
           welcomed = true;
           connected = true;
+          welcomed_at = Clock::now();
           on_state(StateChange{true, url, w->server, false});
           while (!queue.empty()) {
             send_now(std::move(queue.front()));
@@ -149,7 +151,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
         stopped = true;
         break;
       }
-      if (was_connected) {
+      if (was_connected && Clock::now() - welcomed_at > seconds(1)) {
         // It worked until now (a network change, a restarting instance): retry the same URL
         // at once, then back off from the start.
         backoff = options.backoff_initial;
