@@ -997,6 +997,14 @@ RelayReason Agent::compute_relay_reason() const {
     }
     if (p.failures == 0 && !p.valid()) s.direct_unsettled = true;
     if (p.failures > 0 && !is_timeout_failure(p.failure)) s.direct_all_timeouts = false;
+    if (p.failures > 0 && is_timeout_failure(p.failure) && p.remote.ip.is_v6()) {
+      auto l = locals_.find(p.local);
+      auto r = remotes_.find(p.remote);
+      s.nat_free_direct_timed_out |= l != locals_.end() && r != remotes_.end() &&
+                                     l->second.candidate.type == CandidateType::kHost &&
+                                     r->second.candidate.type == CandidateType::kHost &&
+                                     !p.remote.ip.is_link_local();
+    }
   }
   s.direct_valid_only_metered = s.direct_valid && !unmetered_direct_valid;
   for (auto& [id, mapped] : local_mappings) {

@@ -55,9 +55,11 @@ RelayReason diagnose(const DirectSummary& s) {
                                        : RelayReason::kCheckingDirect;
   }
   if (s.direct_unsettled) return RelayReason::kCheckingDirect;
+  const bool nothing_got_through = s.direct_all_timeouts && !s.inbound_direct_seen;
+  if (nothing_got_through && s.nat_free_direct_timed_out) return RelayReason::kDirectBlocked;
   if (s.local_symmetric) return RelayReason::kLocalSymmetricNat;
   if (s.peer_symmetric) return RelayReason::kPeerSymmetricNat;
-  if (s.direct_all_timeouts && !s.inbound_direct_seen) {
+  if (nothing_got_through) {
     return s.remote_has_ipv6 && !s.local_has_ipv6 ? RelayReason::kDirectBlockedNoIpv6
                                                   : RelayReason::kDirectBlocked;
   }

@@ -61,6 +61,7 @@ struct DirectSummary {
   bool direct_unsettled = false;           // some direct pair has not finished its first check
   bool direct_all_timeouts = false;        // every direct failure so far was a timeout
   bool inbound_direct_seen = false;        // a check from the peer arrived on a direct pair
+  bool nat_free_direct_timed_out = false;  // an IPv6 host↔host pair (no NAT can explain it) did
   bool local_symmetric = false;            // two mappings of one local base differ
   bool peer_symmetric = false;             // two mappings of one peer base differ
   bool local_has_ipv6 = false;             // we have an IPv6 host base
@@ -70,9 +71,11 @@ struct DirectSummary {
 // In order: direct selected → kNotRelayed; relay-only policy; no local direct candidate; no
 // remote one; no common family; no pair at all → kNoPath; valid direct pairs not selected because
 // all are metered; direct pairs still on their first check (or valid and about to be nominated);
-// symmetric NAT here, then at the peer; every failure a timeout with nothing ever heard from the
-// peer directly → kDirectBlocked (kDirectBlockedNoIpv6 when the peer has IPv6 and we do not);
-// otherwise kDirectFailed.
+// every failure a timeout, nothing ever heard from the peer directly, and a NAT-free pair among
+// the failures → kDirectBlocked (a symmetric NAT seen on the way cannot explain that pair, the
+// block can explain everything); symmetric NAT here, then at the peer; every failure a timeout
+// with nothing heard directly → kDirectBlocked (kDirectBlockedNoIpv6 when the peer has IPv6 and
+// we do not); otherwise kDirectFailed.
 RelayReason diagnose(const DirectSummary& summary);
 
 }  // namespace roam::ice

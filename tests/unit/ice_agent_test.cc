@@ -108,6 +108,13 @@ TEST(IceSelectionPolicy, DiagnosisOrder) {
   EXPECT_EQ(diagnose(s), RelayReason::kPeerSymmetricNat);
   s.local_symmetric = true;
   EXPECT_EQ(diagnose(s), RelayReason::kLocalSymmetricNat);
+  // A NAT-free (IPv6 host↔host) pair that timed out as well, with nothing ever heard directly:
+  // the block explains everything, a symmetric NAT cannot explain that pair.
+  s.nat_free_direct_timed_out = true;
+  EXPECT_EQ(diagnose(s), RelayReason::kLocalSymmetricNat);  // something was heard directly
+  s.inbound_direct_seen = false;
+  EXPECT_EQ(diagnose(s), RelayReason::kDirectBlocked);
+  s.inbound_direct_seen = true;
   s.direct_valid = s.direct_valid_only_metered = true;
   EXPECT_EQ(diagnose(s), RelayReason::kMeteredDirectAvoided);
   s.relay_only_policy = true;
