@@ -571,6 +571,26 @@ expected<void, StunDrop> Agent::on_request(const LocalCandidate& local, const So
   // RFC 8445 §7.3.1.4: a triggered check unless the pair is already valid (a Failed pair is
   // checked again; an In-Progress one gets a fresh check, the old one cancelled when it goes).
   if (!p->valid()) trigger(*p);
+  // Shared keepalives with a Roam peer: the controlling agent keeps every valid pair warm; the
+  // controlled agent counts the controlling agent's authenticated check on a valid pair, which
+  // it answers, as its proof of life (the check and answer refresh the same NAT mappings as its
+  // own keepalive would) and its own keepalive waits two intervals again: 2 packets per
+  // interval on the wire instead of 4 (targets.md: ≤ 1 packet/s per backup path). When those
+  // checks stop arriving, its own keepalives resume and the usual misses apply; a path that only
+  // works towards it is failed by the controlling agent, whose choice it follows. Only the
+  // controlled side defers, so the two never wait for each other. Foreign peers get RFC 7675
+  // consent unchanged.
+  if (p->valid() && !config_.foreign_peer && role_ == Role::kControlled) {
+    p->last_response = now;
+    p->keepalive_misses = 0;
+    if (p->keepalive_txn) {
+      transactions_.erase(*p->keepalive_txn);
+      p->keepalive_txn.reset();
+    }
+    // Two intervals: the controlling agent's next check comes within 1.2 of them (jitter).
+    p->next_keepalive = now + 2 * config_.effective_keepalive_interval();
+    if (std::exchange(p->suspect, false)) reselect(now);
+  }
   // RFC 8445 §7.3.1.5: nomination of the controlled agent.
   if (role_ == Role::kControlled && m.has(attr::kUseCandidate)) {
     if (p->valid()) {

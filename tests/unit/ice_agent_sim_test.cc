@@ -394,6 +394,8 @@ TEST(IceSim, BackupKeepalivesStayUnderOnePacketPerSecond) {
   w.b.add_interface({.ip = ip("10.0.2.2"), .nat = &nb});
   w.sim.run_for(seconds(10));
   const auto stun_before = w.a.stun_sent;
+  const auto stun_before_b = w.b.stun_sent;
+  const auto b_requests_before = w.b.agent().stats().requests_sent;
   const auto pairs_valid = [&] {
     int n = 0;
     for (const auto& p : w.a.agent().pairs())
@@ -412,6 +414,18 @@ TEST(IceSim, BackupKeepalivesStayUnderOnePacketPerSecond) {
   const double per_pair_per_s =
       static_cast<double>(w.a.stun_sent - stun_before) / still_valid / 60.0;
   EXPECT_LE(per_pair_per_s, 1.0) << per_pair_per_s;
+  // The controlled side defers its keepalives while the controlling side's checks arrive
+  // (agent.cc "shared keepalives"): its own requests stay a small fraction of the controlling
+  // side's 1 per 2.5 s per pair (without the deferral they would be the same 0.4/s).
+  const double b_requests_per_pair_per_s =
+      static_cast<double>(w.b.agent().stats().requests_sent - b_requests_before) / still_valid /
+      60.0;
+  EXPECT_LE(b_requests_per_pair_per_s, 0.15) << b_requests_per_pair_per_s;
+  // On the wire, both directions together: about one keepalive and its answer per interval.
+  const double wire_per_pair_per_s =
+      static_cast<double>(w.a.stun_sent - stun_before + w.b.stun_sent - stun_before_b) /
+      still_valid / 60.0;
+  EXPECT_LE(wire_per_pair_per_s, 1.1) << wire_per_pair_per_s;
   EXPECT_TRUE(w.sim.violations.empty()) << w.sim.violations.front();
 }
 
