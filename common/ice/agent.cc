@@ -240,7 +240,19 @@ expected<void, AgentError> Agent::add_remote_candidate(const Candidate& c, TimeP
   if (c.component != kDefaultComponent) return unexpected(AgentError::kUnsupportedComponent);
   auto it = remotes_.find(c.address);
   if (it != remotes_.end()) {
-    if (it->second.signaled) return {};  // duplicate
+    if (it->second.signaled) {
+      // A duplicate. For a relayed candidate it is news all the same: the session carried the
+      // peer's reserved relay address before its allocation existed, and the peer trickles it
+      // once its allocation (and its permissions for our candidates) is in place. Checks sent
+      // to it before then were dropped by the TURN server; check again now rather than after
+      // a retransmission timeout.
+      if (c.type == CandidateType::kRelayed) {
+        for (auto& p : check_list_.pairs()) {
+          if (p.remote == c.address && !p.valid()) trigger(p);
+        }
+      }
+      return {};
+    }
     // RFC 8838 §11 / RFC 8445 §7.3.1.3: the signaled candidate replaces the learned
     // peer-reflexive one, and is paired with every base from now on.
     it->second = RemoteEntry{c, true, std::nullopt};

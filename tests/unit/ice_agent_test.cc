@@ -258,6 +258,31 @@ TEST(IceAgent, CheckCarriesIceAttributesAndShortTermIntegrity) {
   EXPECT_EQ(w.a.next_deadline(), w.now + milliseconds(500));
 }
 
+TEST(IceAgent, RelayCandidateSignaledAgainIsCheckedAgainAtOnce) {
+  // The session hands out the peer's reserved relay address before its allocation exists; a
+  // check sent to it then is dropped by the TURN server. The peer trickles the same candidate
+  // once allocated: that re-checks the pair now, not at the 500 ms retransmission.
+  Pair2 w(Role::kControlling, Role::kControlled);
+  ASSERT_TRUE(w.a.add_local_candidate(host(1, kHostA), w.now));
+  ASSERT_TRUE(w.a.set_remote_credentials(w.b.config().local_credentials));
+  const SocketAddress relay = *SocketAddress::parse("203.0.113.10:50001");
+  const Candidate r = sim::make_candidate(CandidateType::kRelayed, relay, 0, relay.ip);
+  ASSERT_TRUE(w.a.add_remote_candidate(r, w.now));
+  w.a.handle_timeout(w.now);
+  auto first = w.a.poll_transmit();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->destination, relay);
+  EXPECT_EQ(w.a.next_deadline(), w.now + milliseconds(500));
+  w.now += milliseconds(60);
+  ASSERT_TRUE(w.a.add_remote_candidate(r, w.now));  // the duplicate: "allocated now"
+  EXPECT_LE(w.a.next_deadline(), w.now);
+  w.a.handle_timeout(w.now);
+  auto again = w.a.poll_transmit();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->destination, relay);
+  EXPECT_EQ(w.a.pairs().size(), 1u);
+}
+
 TEST(IceAgent, PairBecomesValidNominatedAndSelectedOnBothSides) {
   Pair2 w(Role::kControlling, Role::kControlled);
   w.setup();
