@@ -13,7 +13,10 @@ import struct
 
 import websockets
 
-DEFAULT_TIMEOUT = 3.0
+# Waiting for an expected message. Generous: CI runs the integration tests in parallel on 2
+# cores beside compiles, where one signaling round trip once took over 3 s; a missing message
+# still fails the test, naming it.
+DEFAULT_TIMEOUT = 10.0
 VALID_FINGERPRINT = "sha-256 " + ":".join(f"{b:02X}" for b in range(32))
 
 
