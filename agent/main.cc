@@ -4,7 +4,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "agent/commands/agent_cli.h"
 #include "agent/commands/ice.h"
+#include "agent/commands/perf.h"
+#include "agent/commands/pipe.h"
+#include "agent/commands/status.h"
+#include "agent/commands/transfer.h"
 #include "agent/commands/interfaces.h"
 #include "agent/doctor/doctor.h"
 
@@ -13,6 +18,7 @@ int main(int argc, char** argv) {
       "roam: one encrypted QUIC connection between two endpoints, relay-first, "
       "upgraded to direct paths and migrated across networks"};
   app.require_subcommand(1);
+  app.set_config("--config", "", "TOML file with option values (see README)");
 
   roam::agent::DoctorOptions doctor;
   double timeout_s = 3.0;
@@ -72,7 +78,84 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1.0, 60000.0));
   icecmd->add_option("--region", ice.region, "relay region hint for the signaling server");
 
+  roam::agent::AgentCli send_cli;
+  roam::agent::SendOptions send;
+  auto* sendcmd = app.add_subcommand(
+      "send", "Send a file to a peer over one QUIC connection (relay first, then direct, migrating "
+              "across networks); prints its size and SHA-256 as verified by the receiver");
+  sendcmd->add_option("FILE", send.file, "the file to send")->required();
+  sendcmd->add_option("--to", send_cli.options.connect_peer, "the peer's id")->required();
+  roam::agent::add_agent_options(*sendcmd, send_cli);
+
+  roam::agent::AgentCli recv_cli;
+  roam::agent::RecvOptions recv;
+  auto* recvcmd = app.add_subcommand(
+      "recv", "Receive files from peers into a directory (each verified by SHA-256)");
+  recvcmd->add_option("--out", recv.out_dir, "directory for received files")
+      ->envname("ROAM_OUT");
+  recvcmd->add_flag("--once", recv.once, "exit after the first complete file");
+  roam::agent::add_agent_options(*recvcmd, recv_cli);
+
+  roam::agent::AgentCli pipe_cli;
+  roam::agent::PipeOptions pipe;
+  auto* pipecmd = app.add_subcommand(
+      "pipe", "Join stdin/stdout with a peer's over one QUIC stream, like netcat");
+  pipecmd->add_option("--to", pipe_cli.options.connect_peer, "the peer's id");
+  pipecmd->add_flag("--listen", pipe.listen, "wait for a peer to connect");
+  roam::agent::add_agent_options(*pipecmd, pipe_cli);
+
+  roam::agent::AgentCli perf_cli;
+  roam::agent::PerfOptions perf;
+  double rate_mbit = 0;
+  auto* perfcmd = app.add_subcommand(
+      "perf", "Measure goodput, RTT and the blackout around every path switch with a peer");
+  perfcmd->add_option("--to", perf_cli.options.connect_peer, "send to this peer");
+  perfcmd->add_flag("--listen", perf.listen, "receive (serves test after test unless --once)");
+  perfcmd->add_flag("--once", perf.once, "--listen: exit after one test");
+  perfcmd->add_option("--duration", perf.duration_s, "seconds to send")
+      ->check(CLI::Range(0.1, 86400.0));
+  perfcmd->add_option("--rate", rate_mbit, "constant rate in Mbit/s (default: bulk)")
+      ->check(CLI::PositiveNumber);
+  perfcmd->add_flag("--json", perf.json, "JSON lines instead of text");
+  roam::agent::add_agent_options(*perfcmd, perf_cli);
+
+  roam::agent::StatusOptions status;
+  auto* statuscmd = app.add_subcommand(
+      "status", "Show the running agents' sessions, pairs with state and RTT, the active path "
+                "and why it is relayed");
+  statuscmd->add_option("--socket", status.socket, "ask only this agent's status socket");
+  statuscmd->add_flag("--json", status.json, "one JSON object per agent");
+
   CLI11_PARSE(app, argc, argv);
+  auto session_options = [](roam::agent::AgentCli& cli) -> bool {
+    if (auto r = roam::agent::finish_agent_options(cli); !r) {
+      std::cerr << "roam: " << r.error() << "\n";
+      return false;
+    }
+    return true;
+  };
+  if (sendcmd->parsed()) {
+    if (!session_options(send_cli)) return 2;
+    send.agent = send_cli.options;
+    return roam::agent::run_send(send, std::cout, std::cerr);
+  }
+  if (pipecmd->parsed()) {
+    if (!session_options(pipe_cli)) return 2;
+    pipe.agent = pipe_cli.options;
+    return roam::agent::run_pipe(pipe, std::cerr);
+  }
+  if (perfcmd->parsed()) {
+    if (!session_options(perf_cli)) return 2;
+    perf.agent = perf_cli.options;
+    if (rate_mbit > 0) perf.rate_mbit = rate_mbit;
+    return roam::agent::run_perf(perf, std::cout, std::cerr);
+  }
+  if (statuscmd->parsed()) return roam::agent::run_status(status, std::cout, std::cerr);
+  if (recvcmd->parsed()) {
+    if (!session_options(recv_cli)) return 2;
+    recv.agent = recv_cli.options;
+    return roam::agent::run_recv(recv, std::cout, std::cerr);
+  }
   if (icecmd->parsed()) {
     auto to_duration = [](double s) {
       return std::chrono::duration_cast<roam::Duration>(std::chrono::duration<double>(s));

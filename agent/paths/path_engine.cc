@@ -175,9 +175,44 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     return true;
   }
 
-  bool send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data) {
-    return send_datagram(local, to, data, Clock::now());
+  bool send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data, bool expects_answer) {
+    const TimePoint now = Clock::now();
+    if (!send_datagram(local, to, data, now)) return false;
+    if (expects_answer && agent_) {
+      agent_->on_data_expected(local, to, now);
+      pump();
+    }
+    return true;
   }
+
+  void on_remote_candidate_removed(const SocketAddress& address) {
+    if (!agent_) return;
+    const TimePoint now = Clock::now();
+    auto it = std::ranges::find(remotes_, address);
+    if (it == remotes_.end()) return;
+    remotes_.erase(it);
+    log_.write("candidate",
+               {{"side", "remote"}, {"action", "removed"}, {"address", address.to_string()}}, now);
+    agent_->remove_remote_candidate(address, now);
+    pump();
+  }
+
+  void on_peer_path_failure() {
+    if (!agent_) return;
+    const TimePoint now = Clock::now();
+    log_.write("peer_path_failure", {}, now);
+    agent_->fail_selected(ice::PairFailure::kPeerReported, now);
+    pump();
+  }
+
+  std::vector<std::string> local_candidates() const {
+    std::vector<std::string> out;
+    for (const auto& [id, l] : locals_)
+      out.push_back(ice::to_string(l.candidate));
+    return out;
+  }
+
+  bool has_local(ice::LocalId id) const { return locals_.contains(id); }
 
   void data_received(ice::LocalId local, const SocketAddress& from) {
     if (!agent_) return;
@@ -216,6 +251,8 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     fields["sockets"] = sockets_.size();
     log_.write("stats", std::move(fields), now);
   }
+
+  std::string interface_of(const ice::PairInfo& pair) const { return interface_name(pair); }
 
  private:
   struct HostSocket {
@@ -396,8 +433,10 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     log_.write("candidate",
                candidate_json("local", "removed", it->second.candidate, it->second.interface_name),
                now);
+    const SocketAddress address = it->second.candidate.address;
     if (agent_) agent_->remove_local_candidate(id, now);
     locals_.erase(it);
+    if (session_ && handlers_.candidate_removed) handlers_.candidate_removed(address);
   }
 
   void trickle(const ice::LocalCandidate& local) {
@@ -665,7 +704,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
             log_.write("pair", pair_state_json(ev, interface_name(ev.pair)), now);
           } else if constexpr (std::is_same_v<T, ice::SelectedPairChanged>) {
             log_.write("selected", selected_json(ev, ev.pair ? interface_name(*ev.pair) : ""), now);
-            if (handlers_.selected) handlers_.selected(ev.pair);
+            if (handlers_.selected) handlers_.selected(ev.pair, ice::to_string(ev.reason));
           } else if constexpr (std::is_same_v<T, ice::RelayReasonChanged>) {
             log_.write(
                 "relay_reason",
@@ -875,8 +914,18 @@ void PathEngine::on_remote_candidate(const signaling::Candidate& candidate) {
 bool PathEngine::send_on_selected(ByteSpan data, bool expects_answer) {
   return impl_->send_on_selected(data, expects_answer);
 }
-bool PathEngine::send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data) {
-  return impl_->send_to(local, to, data);
+bool PathEngine::send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data,
+                         bool expects_answer) {
+  return impl_->send_to(local, to, data, expects_answer);
+}
+void PathEngine::on_remote_candidate_removed(const SocketAddress& address) {
+  impl_->on_remote_candidate_removed(address);
+}
+void PathEngine::on_peer_path_failure() { impl_->on_peer_path_failure(); }
+std::vector<std::string> PathEngine::local_candidates() const { return impl_->local_candidates(); }
+bool PathEngine::has_local(ice::LocalId local) const { return impl_->has_local(local); }
+std::string PathEngine::interface_of(const ice::PairInfo& pair) const {
+  return impl_->interface_of(pair);
 }
 void PathEngine::data_received(ice::LocalId local, const SocketAddress& from) {
   impl_->data_received(local, from);

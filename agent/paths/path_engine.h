@@ -55,8 +55,11 @@ struct PathEngineHandlers {
   std::function<void(ice::LocalId local, const SocketAddress& from, ByteSpan data)> data;
   // A local address went away (its candidates are removed already).
   std::function<void(const IpAddress&)> address_removed;
-  // The selected pair changed (empty: none).
-  std::function<void(const std::optional<ice::PairInfo>&)> selected;
+  // The selected pair changed (empty: none), with the ICE agent's reason (ice::to_string).
+  std::function<void(const std::optional<ice::PairInfo>&, std::string_view reason)> selected;
+  // A local candidate the peer may know was removed (its address or link went away), with the
+  // address the peer knows it by: tell the peer (QUIC control stream) so its pairs fail at once.
+  std::function<void(const SocketAddress&)> candidate_removed;
 };
 
 class PathEngine {
@@ -81,12 +84,26 @@ class PathEngine {
   expected<void, std::string> on_session(const signaling::Session& session);
   // A trickled remote candidate or end-of-candidates.
   void on_remote_candidate(const signaling::Candidate& candidate);
+  // The peer removed one of its candidates (QUIC control stream): its pairs fail at once.
+  void on_remote_candidate_removed(const SocketAddress& address);
+  // The peer says its end of the selected pair died (QUIC control stream): the pair fails and
+  // the selection moves to the best warm backup.
+  void on_peer_path_failure();
+  // Every local candidate the agent has now (RFC 8839 text), e.g. to send them again over
+  // another channel.
+  std::vector<std::string> local_candidates() const;
+  // The interface name of a pair's local side ("" when unknown), for logs and status.
+  std::string interface_of(const ice::PairInfo& pair) const;
+  // Whether `local` still exists (its socket or relay allocation).
+  bool has_local(ice::LocalId local) const;
 
   // Sends application data on the selected pair. False when no pair is selected. When
   // `expects_answer`, the liveness timer of the pair starts (ice::Agent::on_data_expected).
   bool send_on_selected(ByteSpan data, bool expects_answer);
   // Sends application data from `local` to `to` (e.g. an answer on the pair it came from).
-  bool send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data);
+  // `expects_answer` as for send_on_selected, on that pair.
+  bool send_to(ice::LocalId local, const SocketAddress& to, ByteSpan data,
+               bool expects_answer = false);
   // Authenticated application data arrived on (local, from): proof of life for that pair.
   void data_received(ice::LocalId local, const SocketAddress& from);
 

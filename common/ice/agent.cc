@@ -752,6 +752,16 @@ void Agent::fail_pair(PairId id, PairFailure reason, TimePoint now, int error_co
   }
 }
 
+void Agent::fail_selected(PairFailure reason, TimePoint now) {
+  if (!selected_) return;
+  const PairId id = *selected_;
+  if (Pair* p = check_list_.find(id)) {
+    // Like a data timeout: whatever killed it may have taken its fate sharers too.
+    suspect_fate_sharers(*p, now);
+  }
+  fail_pair(id, reason, now);
+}
+
 // The selected pair's data stopped while its keepalives may still have looked fine seconds ago.
 // Its likeliest cause (a dead Wi-Fi link or backhaul, the peer's dead uplink) takes every pair
 // on the same local interface or to the same remote address with it: falling over to them one

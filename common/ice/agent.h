@@ -137,6 +137,10 @@ class Agent {
   // The owner sent something on (local, to) that the peer will answer (an ack-eliciting QUIC
   // packet). Starts the liveness timer unless one is running.
   void on_data_expected(LocalId local, const SocketAddress& to, TimePoint now);
+  // The selected pair is dead for a reason the owner learned elsewhere (e.g. the peer reported
+  // that its end died): it fails like a data timeout (its fate sharers become suspects) and the
+  // selection moves to the best warm backup. No-op without a selected pair.
+  void fail_selected(PairFailure reason, TimePoint now);
 
   // --- introspection ---------------------------------------------------------------------
   Role role() const { return role_; }

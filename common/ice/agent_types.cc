@@ -73,6 +73,8 @@ std::string_view to_string(PairFailure failure) {
       return "local-candidate-removed";
     case PairFailure::kRemoteCandidateRemoved:
       return "remote-candidate-removed";
+    case PairFailure::kPeerReported:
+      return "peer-reported";
     case PairFailure::kEvicted:
       return "evicted";
   }

@@ -77,6 +77,7 @@ enum class PairFailure : std::uint8_t {
   kLocalCandidateRemoved,  // remove_local_candidate / remove_interface: the pair is gone
   kRemoteCandidateRemoved,
   kEvicted,  // dropped to make room for a higher-priority pair (AgentConfig::max_pairs)
+  kPeerReported,  // the peer said its end of the selected pair died (Agent::fail_selected)
 };
 std::string_view to_string(PairFailure failure);
 
