@@ -85,6 +85,9 @@ int main(int argc, char** argv) {
               "across networks); prints its size and SHA-256 as verified by the receiver");
   sendcmd->add_option("FILE", send.file, "the file to send")->required();
   sendcmd->add_option("--to", send_cli.options.connect_peer, "the peer's id")->required();
+  double send_rate = 0;
+  sendcmd->add_option("--rate", send_rate, "pace the file at this many Mbit/s (default: as fast as the path allows)")
+      ->check(CLI::PositiveNumber);
   roam::agent::add_agent_options(*sendcmd, send_cli);
 
   roam::agent::AgentCli recv_cli;
@@ -137,6 +140,7 @@ int main(int argc, char** argv) {
   if (sendcmd->parsed()) {
     if (!session_options(send_cli)) return 2;
     send.agent = send_cli.options;
+    if (send_rate > 0) send.rate_mbit = send_rate;
     return roam::agent::run_send(send, std::cout, std::cerr);
   }
   if (pipecmd->parsed()) {

@@ -39,6 +39,9 @@ void add_agent_options(CLI::App& command, AgentCli& cli) {
       ->group(group);
   command.add_flag("--relay-only", o.relay_only, "never use direct paths")->group(group);
   command.add_flag("--direct-only", o.direct_only, "never use the relay")->group(group);
+  command.add_flag("--loopback", o.loopback,
+                   "gather on loopback too (two agents on one machine: tests, demo)")
+      ->group(group);
   command.add_option("--region", o.region, "relay region hint")->group(group);
   command.add_option("--stats-interval", cli.stats_interval_s, "seconds between stats events")
       ->check(CLI::Range(0.0, 3600.0))

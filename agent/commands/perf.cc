@@ -221,15 +221,15 @@ class PerfApp final : public Application {
       json::object o{{"event", what},
                      {"t_s", secs(c.at - start_)},
                      {"reason", c.reason},
-                     {"from", c.from.id ? describe_path(c.from, "") : "-"},
-                     {"to", describe_path(c.to, "")},
+                     {"from", c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-"},
+                     {"to", describe_path(c.to, context_->quic().interface_of(c.to))},
                      {"blackout_ms", s.blackout ? ms(*s.blackout) : -1.0}};
       out_ << json::serialize(o) << "\n";
     } else {
       char text[64];
       std::snprintf(text, sizeof text, "%7.2f s  path switch (", secs(c.at - start_));
-      out_ << text << c.reason << "): " << (c.from.id ? describe_path(c.from, "") : "-") << "  =>  "
-           << describe_path(c.to, "") << "  blackout "
+      out_ << text << c.reason << "): " << (c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-") << "  =>  "
+           << describe_path(c.to, context_->quic().interface_of(c.to)) << "  blackout "
            << (s.blackout ? std::to_string(ms(*s.blackout)) + " ms" : std::string("?")) << "\n";
     }
     out_.flush();
@@ -251,13 +251,13 @@ class PerfApp final : public Application {
                                              {"t_s", secs(now - start_)},
                                              {"mbit_s", mbit},
                                              {"rtt_ms", rtt},
-                                             {"path", describe_path(pair, "")}})
+                                             {"path", describe_path(pair, pair ? context_->quic().interface_of(*pair) : "")}})
              << "\n";
       } else {
         char text[96];
         std::snprintf(text, sizeof text, "%7.2f s  %9.2f Mbit/s  rtt %6.1f ms  ", secs(now - start_),
                       mbit, rtt);
-        out_ << text << describe_path(pair, "") << "\n";
+        out_ << text << describe_path(pair, pair ? context_->quic().interface_of(*pair) : "") << "\n";
       }
       out_.flush();
       context_->events().write("perf_interval",

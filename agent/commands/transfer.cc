@@ -7,6 +7,7 @@
 #include <map>
 #include <ostream>
 
+#include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
 #include "agent/commands/progress.h"
@@ -20,6 +21,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// --rate: credit is added on this tick.
+constexpr Duration kRateTick = milliseconds(2);
 // File bytes read per refill of the send buffer.
 constexpr std::size_t kReadChunk = 256 * 1024;
 // Application error codes on a reset stream.
@@ -32,9 +35,15 @@ double seconds_since(TimePoint t) { return std::chrono::duration<double>(Clock::
 
 class SendApp final : public Application {
  public:
-  SendApp(std::string path, std::uint64_t size, std::FILE* file, std::ostream& out,
-          std::ostream& err)
-      : path_(std::move(path)), size_(size), file_(file), out_(out), err_(err), progress_(size) {}
+  SendApp(std::string path, std::uint64_t size, std::FILE* file, std::optional<double> rate_mbit,
+          std::ostream& out, std::ostream& err)
+      : path_(std::move(path)),
+        size_(size),
+        file_(file),
+        rate_mbit_(rate_mbit),
+        out_(out),
+        err_(err),
+        progress_(size) {}
   ~SendApp() override {
     if (file_) std::fclose(file_);
   }
@@ -54,13 +63,20 @@ class SendApp final : public Application {
     pending_ = session::encode(
         session::FileHeader{fs::path(path_).filename().string(), size_});
     header_size_ = pending_.size();
-    pump();
+    if (rate_mbit_) {
+      rate_timer_ = std::make_unique<boost::asio::steady_timer>(context.executor());
+      last_tick_ = Clock::now();
+      credit_ = static_cast<double>(header_size_);
+      tick_rate();
+    } else {
+      pump();
+    }
   }
 
   void stream_acked(quic::StreamId id) override {
     if (!stream_ || id != *stream_) return;
     progress_.update(acked(), note_);
-    pump();
+    if (!rate_mbit_) pump();
   }
 
   void stream_data(quic::StreamId id, ByteSpan data, bool fin) override {
@@ -132,6 +148,20 @@ class SendApp final : public Application {
     return file_queued > unacked ? file_queued - unacked : 0;
   }
 
+  // --rate: credit accrues every tick; pump() writes at most the credit.
+  void tick_rate() {
+    if (done_ || finished_) return;
+    const TimePoint now = Clock::now();
+    credit_ += *rate_mbit_ * 1e6 / 8 * std::chrono::duration<double>(now - last_tick_).count();
+    credit_ = std::min(credit_, static_cast<double>(kReadChunk));  // no burst after a stall
+    last_tick_ = now;
+    pump();
+    rate_timer_->expires_after(kRateTick);
+    rate_timer_->async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) tick_rate();
+    });
+  }
+
   void pump() {
     if (!stream_ || done_ || finished_) return;
     QuicSession& quic = context_->quic();
@@ -158,11 +188,14 @@ class SendApp final : public Application {
         read_ += n;
         hash_.update(ByteSpan(pending_.data(), n));
       }
-      const ByteSpan rest(pending_.data() + pending_offset_, pending_.size() - pending_offset_);
+      ByteSpan rest(pending_.data() + pending_offset_, pending_.size() - pending_offset_);
+      if (rate_mbit_) rest = rest.first(std::min<std::size_t>(rest.size(), credit_));
+      if (rest.empty()) break;
       const std::size_t n = quic.write(*stream_, rest);
       pending_offset_ += n;
       written_ += n;
-      if (n < rest.size()) break;  // send buffer full: stream_acked() resumes
+      if (rate_mbit_) credit_ -= static_cast<double>(n);
+      if (n < rest.size() || (rate_mbit_ && credit_ < 1)) break;  // resumed by acks / the tick
     }
     quic.flush();
   }
@@ -178,6 +211,10 @@ class SendApp final : public Application {
   std::string path_;
   std::uint64_t size_;
   std::FILE* file_;
+  std::optional<double> rate_mbit_;
+  std::unique_ptr<boost::asio::steady_timer> rate_timer_;
+  TimePoint last_tick_{};
+  double credit_ = 0;
   std::ostream& out_;
   std::ostream& err_;
   ProgressBar progress_;
@@ -411,12 +448,18 @@ int run_send(const SendOptions& options, std::ostream& out, std::ostream& err) {
         << (ec ? ec.message() : std::string("not a regular file")) << "\n";
     return 2;
   }
+  const session::FileHeader header{fs::path(options.file).filename().string(), size};
+  if (auto valid = session::validate(session::StreamHeader{header}); !valid) {
+    err << "roam send: " << options.file << ": " << valid.error()
+        << " (rename it, or put it in an archive)\n";
+    return 2;
+  }
   std::FILE* file = std::fopen(options.file.c_str(), "rb");
   if (!file) {
     err << "roam send: " << options.file << ": cannot open it\n";
     return 2;
   }
-  SendApp app(options.file, size, file, out, err);
+  SendApp app(options.file, size, file, options.rate_mbit, out, err);
   return run_agent(options.agent, app, err);
 }
 

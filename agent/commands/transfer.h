@@ -6,6 +6,7 @@
 #pragma once
 
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "agent/session/runtime.h"
@@ -15,6 +16,7 @@ namespace roam::agent {
 struct SendOptions {
   AgentOptions agent;
   std::string file;
+  std::optional<double> rate_mbit;  // pace the file at this rate (demos, shared links)
 };
 
 struct RecvOptions {

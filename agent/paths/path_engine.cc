@@ -71,7 +71,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   expected<void, std::string> start() {
     std::weak_ptr<Impl> weak = shared_from_this();
     monitor_ = std::make_unique<InterfaceMonitor>(
-        executor_, InterfaceMonitorOptions{},
+        executor_, InterfaceMonitorOptions{.policy = {.loopback = options_.include_loopback}},
         [weak](const std::vector<netlink::InterfaceChange>& changes) {
           if (auto self = weak.lock()) self->on_interface_changes(changes);
         },

@@ -37,6 +37,9 @@ struct PathEngineOptions {
   std::vector<std::string> interfaces;      // only these (empty: every usable one)
   std::vector<std::string> metered;         // cellular and other metered interfaces
   bool prefer_unmetered = true;
+  // Gather on loopback too (127.0.0.1, ::1): two agents on one machine, tests, `./run demo`
+  // without root. Never useful between machines.
+  bool include_loopback = false;
   ice::PathPolicy path_policy = ice::PathPolicy::kAll;
   Duration stats_interval = seconds(1);  // "stats" events; zero disables them
   // Pre-warm the nonce of this TURN server while no session exists (notes/coturn-reservations.md:

@@ -86,6 +86,8 @@ class QuicSession {
   // The pair the QUIC connection is on now.
   std::optional<ice::PairInfo> active_pair() const;
   boost::json::object status() const;
+  // The local interface name of a pair ("" when unknown).
+  std::string interface_of(const ice::PairInfo& pair) const { return engine_.interface_of(pair); }
 
  private:
   struct PathBinding {

@@ -160,6 +160,7 @@ int Runtime::run() {
   engine_options.interfaces = options_.interfaces;
   engine_options.metered = options_.metered;
   engine_options.prefer_unmetered = !options_.prefer_metered;
+  engine_options.include_loopback = options_.loopback;
   engine_options.stats_interval = options_.stats_interval;
   engine_options.path_policy = options_.relay_only    ? ice::PathPolicy::kRelayOnly
                                : options_.direct_only ? ice::PathPolicy::kDirectOnly

@@ -34,6 +34,7 @@ struct AgentOptions {
   bool prefer_metered = false;
   bool relay_only = false;
   bool direct_only = false;
+  bool loopback = false;  // gather on loopback too (two agents on one machine)
   std::optional<std::string> region;
   Duration stats_interval = seconds(1);
   // Give up when the QUIC connection is not up this long after start (0: wait forever).

@@ -128,30 +128,37 @@ class IceAgent:
     def __init__(self, lab, node, stack, peer=None, *, connect=None, stun=None, interfaces=(),
                  metered=(), duration=None, stats_interval=None, traffic_ms=None, urls=None,
                  token=None, extra=(), name=None):
+        argv = [binary("roam"), "ice"]
+        if connect:
+            argv += ["--connect", connect]
+        if duration is not None:
+            argv += ["--duration", str(duration)]
+        if traffic_ms is not None:    # request/answer probes on the selected pair: data liveness
+            argv += ["--traffic-interval", str(traffic_ms)]
+        self._launch(lab, node, stack, peer, argv, "--signaling", stun=stun, interfaces=interfaces,
+                     metered=metered, stats_interval=stats_interval, urls=urls, token=token,
+                     extra=extra, name=name, kind="ice")
+
+    def _launch(self, lab, node, stack, peer, argv, url_flag, *, stun, interfaces, metered,
+                stats_interval, urls, token, extra, name, kind, stdout=None):
         self.lab, self.node, self.stack = lab, node, stack
         self.peer = peer or node
         self.name = name or f"{self.peer}@{node}"
         signaling = stack.signaling[0]
         self.token = token if token is not None else signaling.token(self.peer)
-        self.events_path = os.path.join(lab.dir, f"ice-{node}-{self.peer}-{time.time_ns()}.jsonl")
-        argv = [binary("roam"), "ice"]
+        self.events_path = os.path.join(lab.dir,
+                                        f"{kind}-{node}-{self.peer}-{time.time_ns()}.jsonl")
         for url in urls or [s.url for s in stack.signaling]:
-            argv += ["--signaling", url]
+            argv += [url_flag, url]
         argv += ["--ca", signaling.cert, "--token", self.token, "--events", self.events_path]
-        if connect:
-            argv += ["--connect", connect]
         for server in (stun_servers(lab, stack) if stun is None else stun):
             argv += ["--stun", server]
         for iface in interfaces:
             argv += ["--interface", iface]
         for iface in metered:
             argv += ["--metered", iface]
-        if duration is not None:
-            argv += ["--duration", str(duration)]
         if stats_interval is not None:
             argv += ["--stats-interval", str(stats_interval)]
-        if traffic_ms is not None:    # request/answer probes on the selected pair: data liveness
-            argv += ["--traffic-interval", str(traffic_ms)]
         argv += list(extra)
         self.argv = argv
         self.events = []        # every parsed event, in log order
@@ -159,7 +166,7 @@ class IceAgent:
         self._offset = 0
         self._partial = b""
         self.started_at = time.time()
-        self.process = lab.popen(node, argv, name=f"roam-ice-{self.peer}")
+        self.process = lab.popen(node, argv, name=f"roam-{kind}-{self.peer}", stdout=stdout)
         self.returncode = None
 
     # -- the log ---------------------------------------------------------------------------
@@ -375,3 +382,45 @@ def start_pair(lab, stack, caller="alice", callee="bob", caller_opts=None, calle
     except AgentError as e:
         raise AgentError(f"{e}\n{b.dump()}") from None
     return a, b
+
+
+class SessionAgent(IceAgent):
+    """A session command (`roam send`, `recv`, `perf`, `pipe`) in a lab host: the same event
+    log helpers as IceAgent, plus its standard output (`output()`).
+
+        bob = SessionAgent(lab, "bob", stack, "recv", ["--once", "--out", outdir])
+        alice = SessionAgent(lab, "alice", stack, "send", [path], to="bob", metered=["cell"])
+        assert alice.wait_exit(60) == 0
+    """
+
+    def __init__(self, lab, node, stack, command, args=(), peer=None, *, to=None, stun=None,
+                 interfaces=(), metered=(), stats_interval=None, urls=None, token=None,
+                 extra=(), name=None):
+        argv = [binary("roam"), command] + list(args)
+        if to:
+            argv += ["--to", to]
+        self.stdout_path = os.path.join(lab.dir, f"{command}-{node}-{time.time_ns()}.out")
+        self._stdout = open(self.stdout_path, "wb")
+        self._launch(lab, node, stack, peer, argv, "--signal", stun=stun, interfaces=interfaces,
+                     metered=metered, stats_interval=stats_interval, urls=urls, token=token,
+                     extra=extra, name=name, kind=command, stdout=self._stdout)
+
+    def output(self):
+        """What the command printed on stdout so far."""
+        with open(self.stdout_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def dump(self, events=60, stderr_chars=4000):
+        return super().dump(events, stderr_chars) + "\n--- stdout:\n" + self.output()[-2000:]
+
+
+def session_unavailable():
+    """None when the roam binary has the session commands (send/recv/perf), else why not."""
+    try:
+        r = subprocess.run([binary("roam"), "send", "--help"], capture_output=True, text=True,
+                           timeout=10)
+    except LabError as e:
+        return str(e)
+    if r.returncode != 0 or "--to" not in r.stdout:
+        return f"{binary('roam')} has no `send` subcommand (exit {r.returncode})"
+    return None
