@@ -27,6 +27,8 @@ namespace {
 
 // The largest UDP payload (IPv4: 65,535 − 20 − 8).
 constexpr std::size_t kMaxDatagram = 65507;
+// Datagrams read per socket readiness before the state machines run (on_batch()).
+constexpr int kReceiveBatch = 32;
 // Re-allocation after a lost or failed relay: first retry after 1 s, doubling up to 30 s.
 constexpr Duration kRelayRetryInitial = seconds(1);
 constexpr Duration kRelayRetryMax = seconds(30);
@@ -179,8 +181,9 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     const TimePoint now = Clock::now();
     if (!send_datagram(local, to, data, now)) return false;
     if (expects_answer && agent_) {
+      // Only starts a timer (no event, nothing to send): arming it is enough.
       agent_->on_data_expected(local, to, now);
-      pump();
+      if (!in_batch_) arm_timer();
     }
     return true;
   }
@@ -217,7 +220,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   void data_received(ice::LocalId local, const SocketAddress& from) {
     if (!agent_) return;
     agent_->on_data_received(local, from, Clock::now());
-    pump();
+    if (!in_batch_) pump();
   }
 
   std::optional<ice::PairInfo> selected_pair() const {
@@ -760,7 +763,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
                                  [weak, s](const boost::system::error_code& ec, std::size_t n) {
                                    auto self = weak.lock();
                                    if (!self || self->stopped_ || !s->socket.is_open()) return;
-                                   if (!ec) self->on_datagram(*s, ByteSpan(s->buffer.data(), n));
+                                   if (!ec) self->on_batch(*s, n);
                                    // Errors such as ECONNREFUSED (an ICMP port unreachable for an
                                    // earlier send) do not end a UDP socket: keep reading unless it
                                    // was closed.
@@ -770,6 +773,23 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
                                  });
   }
 
+  // The datagram that completed an asynchronous receive and every one queued behind it (up to
+  // kReceiveBatch), read without waiting; the state machines are pumped once for the batch, so
+  // a burst of QUIC packets costs one timer update and one QUIC flush, not one per datagram.
+  void on_batch(HostSocket& s, std::size_t first) {
+    in_batch_ = true;
+    on_datagram(s, ByteSpan(s.buffer.data(), first));
+    for (int i = 1; i < kReceiveBatch && s.socket.is_open() && !stopped_; ++i) {
+      boost::system::error_code ec;
+      s.socket.non_blocking(true, ec);
+      const std::size_t n = s.socket.receive_from(asio::buffer(s.buffer), s.sender, 0, ec);
+      if (ec) break;  // would_block: drained (other errors: the next asynchronous read sees them)
+      on_datagram(s, ByteSpan(s.buffer.data(), n));
+    }
+    in_batch_ = false;
+    pump();
+  }
+
   void on_datagram(HostSocket& s, ByteSpan data) {
     const TimePoint now = Clock::now();
     const SocketAddress from = net::from_endpoint(s.sender);
@@ -777,7 +797,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     if (stun::looks_like_stun(data)) {
       auto m = stun::Message::parse(data);
       if (m && gatherer_.handle_response(s.id, from, *m, now)) {
-        pump();
+        if (!in_batch_) pump();
         return;
       }
     }
@@ -788,11 +808,11 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
           if (relay_->relayed_id) deliver(*relay_->relayed_id, peer->peer, peer->data, now);
         }
       }
-      pump();
+      if (!in_batch_) pump();
       return;
     }
     deliver(s.id, from, data, now);
-    pump();
+    if (!in_batch_) pump();
   }
 
   void deliver(ice::LocalId local, const SocketAddress& from, ByteSpan data, TimePoint now) {
@@ -843,10 +863,12 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
 
   void arm_timer() {
     const TimePoint deadline = next_deadline();
-    if (deadline == armed_for_) return;
+    // A timer armed earlier than needed stays: it fires, pumps and re-arms. Re-arming on every
+    // later deadline would cost a timerfd_settime per datagram under QUIC traffic (the data
+    // liveness deadline moves with every packet sent and received).
+    if (armed_for_ <= deadline) return;
     armed_for_ = deadline;
     timer_.cancel();
-    if (deadline == kNever) return;
     timer_.expires_at(deadline);
     std::weak_ptr<Impl> weak = shared_from_this();
     timer_.async_wait([weak](const boost::system::error_code& ec) {
@@ -867,6 +889,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   asio::steady_timer timer_;
   TimePoint armed_for_ = kNever;
   bool stopped_ = false;
+  bool in_batch_ = false;  // inside on_batch(): pump once at its end
 
   std::unique_ptr<InterfaceMonitor> monitor_;
   std::map<ice::LocalId, std::shared_ptr<HostSocket>> sockets_;

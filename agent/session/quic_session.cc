@@ -13,6 +13,8 @@ namespace json = boost::json;
 
 namespace {
 
+// See arm_timer().
+constexpr Duration kTimerSlack = std::chrono::microseconds(1000);
 // Transmits sent per turn of the event loop before the socket reads get a turn.
 constexpr int kTransmitBurst = 64;
 // The server keeps a pair's path identity while it is in use or was used this recently: late
@@ -344,6 +346,18 @@ void QuicSession::send_transmit(const quic::Transmit& t) {
 }
 
 void QuicSession::flush() {
+  if (flush_posted_ || !connection_ || closed_) return;
+  flush_posted_ = true;
+  std::weak_ptr<bool> alive = alive_;
+  asio::post(executor_, [this, alive] {
+    auto a = alive.lock();
+    if (!a || !*a) return;
+    flush_posted_ = false;
+    flush_now();
+  });
+}
+
+void QuicSession::flush_now() {
   if (!connection_ || in_flush_ || closed_) return;
   in_flush_ = true;
   const TimePoint now = Clock::now();
@@ -357,24 +371,21 @@ void QuicSession::flush() {
     }
   }
   in_flush_ = false;
-  if (more) {
-    std::weak_ptr<bool> alive = alive_;
-    asio::post(executor_, [this, alive] {
-      if (auto a = alive.lock(); a && *a) flush();
-    });
-  }
+  if (more) flush();  // the rest after the socket reads got a turn
   arm_timer();
 }
 
 void QuicSession::arm_timer() {
   if (!connection_ || closed_) return;
-  const TimePoint deadline = connection_->next_deadline();
-  if (deadline == armed_) return;
+  TimePoint deadline = connection_->next_deadline();
+  // Timer slack: at loopback RTTs ngtcp2's ACK delay is srtt/8 (a few hundred microseconds),
+  // and a timer per ACK costs more (timerfd_settime, a wakeup) than the ACK. Deadlines closer
+  // than kTimerSlack are rounded up to it; at WAN RTTs the ACK delay is max_ack_delay (5 ms).
+  if (deadline != TimePoint::max()) deadline = std::max(deadline, Clock::now() + kTimerSlack);
+  // An earlier timer stays armed (it fires, handles nothing yet and re-arms): moving the timer
+  // later on every flush would cost a timerfd_settime per packet.
+  if (deadline >= armed_) return;
   armed_ = deadline;
-  if (deadline == TimePoint::max()) {
-    timer_.cancel();
-    return;
-  }
   timer_.expires_at(deadline);
   std::weak_ptr<bool> alive = alive_;
   timer_.async_wait([this, alive](const boost::system::error_code& ec) {
@@ -388,7 +399,7 @@ void QuicSession::on_timer() {
   armed_ = TimePoint::max();
   if (!connection_ || closed_) return;
   connection_->handle_timeout(Clock::now());
-  flush();
+  flush_now();
 }
 
 // --- control stream -------------------------------------------------------------------------------

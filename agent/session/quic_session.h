@@ -75,7 +75,8 @@ class QuicSession {
   void finish(quic::StreamId stream);
   void reset(quic::StreamId stream, std::uint64_t app_error);
   std::size_t unacked(quic::StreamId stream) const;
-  // Sends what the connection has to send now (call after writes).
+  // Sends what the connection has to send (call after writes). Deferred to the end of the
+  // current event-loop turn, so a burst of writes and received datagrams costs one flush.
   void flush();
   // Closes the connection (application error 0 = done); closed() follows.
   void close(std::uint64_t app_error, const std::string& reason);
@@ -105,6 +106,7 @@ class QuicSession {
   void send_control(const session::ControlFrame& frame);
   void open_control_stream();
   void switched(quic::PathId from, quic::PathId to, const std::string& reason);
+  void flush_now();
   void arm_timer();
   void on_timer();
   void send_ping();
@@ -128,6 +130,7 @@ class QuicSession {
   bool connected_ = false;
   bool closed_ = false;
   bool in_flush_ = false;
+  bool flush_posted_ = false;
   TimePoint started_;
 
   std::optional<quic::StreamId> control_stream_;
