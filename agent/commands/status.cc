@@ -20,6 +20,11 @@ std::string text(const json::value* v) {
   if (!v) return "-";
   if (v->is_string()) return std::string(v->as_string());
   if (v->is_null()) return "-";
+  if (v->is_double()) {
+    char t[32];
+    std::snprintf(t, sizeof t, "%.1f", v->as_double());
+    return t;
+  }
   return json::serialize(*v);
 }
 
