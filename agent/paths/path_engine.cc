@@ -27,6 +27,8 @@ namespace {
 
 // The largest UDP payload (IPv4: 65,535 − 20 − 8).
 constexpr std::size_t kMaxDatagram = 65507;
+// At most one allocation check (refresh) per this interval (check_relay_after()).
+constexpr Duration kRelayCheckInterval = seconds(1);
 // Datagrams read per socket readiness before the state machines run (on_batch()).
 constexpr int kReceiveBatch = 32;
 // Re-allocation after a lost or failed relay: first retry after 1 s, doubling up to 30 s.
@@ -405,13 +407,14 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     }
     for (auto lid : derived)
       remove_local(lid, now);
-    if (relay_ && relay_->socket_id == id) drop_relay(now, "its interface went away", true);
-    remove_local(id, now);
+    // The socket goes first: a relay re-allocation started from here must not pick it.
     if (auto it = sockets_.find(id); it != sockets_.end()) {
       boost::system::error_code ec;
       it->second->socket.close(ec);
       sockets_.erase(it);
     }
+    if (relay_ && relay_->socket_id == id) drop_relay(now, "its interface went away", true);
+    remove_local(id, now);
   }
 
   void add_local(const ice::LocalCandidate& local, TimePoint now) {
@@ -565,10 +568,12 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   void flush_relay(TimePoint now) {
     if (!relay_) return;
     auto it = sockets_.find(relay_->socket_id);
-    while (auto d = relay_->client->poll_transmit()) {
-      if (it != sockets_.end()) send_raw(*it->second, relay_->server, *d);
+    if (it == sockets_.end()) {
+      drop_relay(now, "its socket is gone", true);
+      return;
     }
-    (void)now;
+    while (auto d = relay_->client->poll_transmit())
+      send_raw(*it->second, relay_->server, *d);
   }
 
   bool drain_relay(TimePoint now) {
@@ -699,12 +704,36 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
     return work;
   }
 
+  // A working pair through a relay died. If our TURN server restarted (or our NAT rebound,
+  // which moves us to a 5-tuple it does not know), nothing else would tell: the allocation is
+  // only refreshed minutes later. Refresh it now: a 437 answer (RFC 8656 §7.3) means it is gone,
+  // and the engine allocates again at once and trickles the new relayed candidate.
+  void check_relay_after(const ice::PairStateChanged& ev, TimePoint now) {
+    if (ev.state != ice::PairState::kFailed || !relay_) return;
+    if (relay_->client->state() != turn::State::kAllocated) return;
+    if (ev.failure != ice::PairFailure::kKeepaliveTimeout &&
+        ev.failure != ice::PairFailure::kConsentExpired &&
+        ev.failure != ice::PairFailure::kDataTimeout &&
+        ev.failure != ice::PairFailure::kPeerReported) {
+      return;
+    }
+    if (ev.pair.local_type != ice::CandidateType::kRelayed &&
+        ev.pair.remote_type != ice::CandidateType::kRelayed) {
+      return;
+    }
+    if (now - last_relay_check_ < kRelayCheckInterval) return;
+    last_relay_check_ = now;
+    log_.write("relay", {{"state", "checking"}, {"why", "a relayed pair failed"}}, now);
+    relay_->client->refresh(now);
+  }
+
   void on_agent_event(const ice::Event& e, TimePoint now) {
     std::visit(
         [&](const auto& ev) {
           using T = std::decay_t<decltype(ev)>;
           if constexpr (std::is_same_v<T, ice::PairStateChanged>) {
             log_.write("pair", pair_state_json(ev, interface_name(ev.pair)), now);
+            check_relay_after(ev, now);
           } else if constexpr (std::is_same_v<T, ice::SelectedPairChanged>) {
             log_.write("selected", selected_json(ev, ev.pair ? interface_name(*ev.pair) : ""), now);
             if (handlers_.selected) handlers_.selected(ev.pair, ice::to_string(ev.reason));
@@ -890,6 +919,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   TimePoint armed_for_ = kNever;
   bool stopped_ = false;
   bool in_batch_ = false;  // inside on_batch(): pump once at its end
+  TimePoint last_relay_check_{};
 
   std::unique_ptr<InterfaceMonitor> monitor_;
   std::map<ice::LocalId, std::shared_ptr<HostSocket>> sockets_;

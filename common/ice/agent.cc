@@ -784,6 +784,24 @@ void Agent::suspect_fate_sharers(const Pair& failed, TimePoint now) {
   }
 }
 
+// The selected pair's incoming data stopped for a liveness timeout. This side may expect
+// nothing (a receiver only acknowledges), so no data timeout fires here; but its own NAT may
+// have rebound, leaving every pair the peer knows dead while the peer checks the old mapping
+// (and its port-restricted NAT would drop a direct check from the new one). One check on every
+// valid pair now, from the new mapping, reaches the peer at least through its relay, where it
+// learns the mapping (a peer-reflexive candidate, RFC 8445 §7.3.1.3) and moves at once instead
+// of at the next keepalive. Once per silence.
+void Agent::probe_silent_selected(TimePoint now) {
+  if (!selected_) return;
+  Pair* p = check_list_.find(*selected_);
+  if (!p || !p->valid() || p->last_data == kNever || p->silence_probed) return;
+  if (now < p->last_data + *liveness_timeout_of(p->id)) return;
+  p->silence_probed = true;
+  for (auto& q : check_list_.pairs()) {
+    if (q.valid() && !q.keepalive_txn) send_keepalive(q, now);
+  }
+}
+
 // --- timers ----------------------------------------------------------------------------------
 
 void Agent::handle_timeout(TimePoint now) {
@@ -838,6 +856,7 @@ void Agent::handle_timeout(TimePoint now) {
   }
   for (const auto& [id, reason] : failing)
     fail_pair(id, reason, now);
+  probe_silent_selected(now);
 
   run_pacer(now);
 }
@@ -854,6 +873,9 @@ TimePoint Agent::next_deadline() const {
       d = std::min({d, p.next_keepalive, p.last_response + config_.consent_timeout});
       if (p.data_expected_since != kNever) {
         d = std::min(d, p.data_expected_since + *liveness_timeout_of(p.id));
+      }
+      if (selected_ == p.id && p.last_data != kNever && !p.silence_probed) {
+        d = std::min(d, p.last_data + *liveness_timeout_of(p.id));
       }
     } else if (p.state == PairState::kWaiting) {
       work_now = true;
@@ -875,6 +897,7 @@ void Agent::on_data_received(LocalId local, const SocketAddress& from, TimePoint
   Pair* p = check_list_.find(local, from);
   if (!p) return;
   p->last_data = now;
+  p->silence_probed = false;
   p->data_expected_since = kNever;
   if (p->valid()) {
     p->keepalive_misses = 0;

@@ -212,6 +212,7 @@ class Agent {
   void set_state(Pair& pair, PairState state);
   void mark_valid(Pair& pair, TimePoint now);
   void fail_pair(PairId id, PairFailure reason, TimePoint now, int error_code = 0);
+  void probe_silent_selected(TimePoint now);
   void suspect_fate_sharers(const Pair& failed, TimePoint now);
 
   // Selection.

@@ -52,6 +52,7 @@ struct Pair {
 
   TimePoint data_expected_since = kNever;  // first unanswered expectation of data
   TimePoint last_data = kNever;
+  bool silence_probed = false;  // a check went out after its data stopped (Agent::handle_timeout)
 
   std::uint64_t requests_sent = 0;
   std::uint64_t responses_sent = 0;
