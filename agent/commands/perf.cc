@@ -109,7 +109,7 @@ class PerfApp final : public Application {
   }
 
   void path_switched(const PathSwitch& change) override {
-    switches_.push_back({change, last_data_, std::nullopt});
+    switches_.push_back({change, last_data_, std::nullopt, false});
   }
 
   int connection_closed(const std::string& reason) override {
@@ -127,6 +127,7 @@ class PerfApp final : public Application {
     PathSwitch change;
     TimePoint last_before;
     std::optional<Duration> blackout;
+    bool resolved = false;
   };
 
   std::uint64_t total_bytes() const {
@@ -186,11 +187,16 @@ class PerfApp final : public Application {
     }
     if (!data.empty()) {
       if (received_ > 0) max_gap_ = std::max(max_gap_, now - last_data_);
+      // One blackout per silence: a burst of switches without data between them shares it, and
+      // is reported once (on its first switch).
+      bool first = true;
       for (auto& s : switches_) {
-        if (!s.blackout && s.last_before != TimePoint{} && now - s.last_before < kMaxBlackout) {
-          s.blackout = now - s.last_before;
-          line("switch", s);
-        }
+        if (s.resolved) continue;
+        s.resolved = true;
+        if (!first || s.last_before == TimePoint{} || now - s.last_before >= kMaxBlackout) continue;
+        first = false;
+        s.blackout = now - s.last_before;
+        line("switch", s);
       }
       received_ += data.size();
       last_data_ = now;

@@ -7,6 +7,7 @@
 #include <map>
 #include <ostream>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
@@ -21,6 +22,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Bytes read, hashed and queued per turn of the event loop (pump()).
+constexpr std::size_t kPumpBudget = 256 * 1024;
 // --rate: credit is added on this tick.
 constexpr Duration kRateTick = milliseconds(2);
 // File bytes read per refill of the send buffer.
@@ -165,7 +168,14 @@ class SendApp final : public Application {
   void pump() {
     if (!stream_ || done_ || finished_) return;
     QuicSession& quic = context_->quic();
+    // Read and hash at most this much per turn: the first packets leave after the first chunk
+    // instead of after a whole send buffer, and socket reads keep their turn.
+    std::size_t budget = kPumpBudget;
     for (;;) {
+      if (budget == 0) {
+        boost::asio::post(context_->executor(), [this] { pump(); });
+        break;
+      }
       if (pending_offset_ == pending_.size()) {
         pending_.resize(kReadChunk);
         pending_offset_ = 0;
@@ -194,6 +204,7 @@ class SendApp final : public Application {
       const std::size_t n = quic.write(*stream_, rest);
       pending_offset_ += n;
       written_ += n;
+      budget -= std::min(budget, n);
       if (rate_mbit_) credit_ -= static_cast<double>(n);
       if (n < rest.size() || (rate_mbit_ && credit_ < 1)) break;  // resumed by acks / the tick
     }

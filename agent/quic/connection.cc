@@ -86,6 +86,7 @@ namespace connection_detail {
 struct Event {
   enum class Kind : std::uint8_t {
     kHandshakeDone,
+    kHandshakeConfirmed,
     kStreamOpened,
     kStreamData,
     kStreamReset,
@@ -235,6 +236,7 @@ class Connection::Impl {
   bool closed_delivered = false;
 
   bool handshake_done = false;
+  bool handshake_confirmed = false;
   bool paced = false;  // ngtcp2_conn_update_pkt_tx_time is being called (see prepare_pacing)
   bool stateless_reset = false;
 
@@ -655,6 +657,9 @@ void Connection::Impl::dispatch() {
       case Event::Kind::kHandshakeDone:
         if (handlers.handshake_completed) handlers.handshake_completed();
         break;
+      case Event::Kind::kHandshakeConfirmed:
+        if (handlers.handshake_confirmed) handlers.handshake_confirmed();
+        break;
       case Event::Kind::kStreamOpened:
         if (handlers.stream_opened) handlers.stream_opened(ev.stream);
         break;
@@ -731,20 +736,23 @@ int Connection::Impl::get_path_challenge_data_cb(ngtcp2_conn*, uint8_t* data, vo
 
 int Connection::Impl::handshake_completed_cb(ngtcp2_conn* conn, void* user_data) {
   auto* self = static_cast<Impl*>(user_data);
-  // The server's handshake is confirmed when it completes (RFC 9001 §4.1.2); the client waits
-  // for HANDSHAKE_DONE.
+  // 1-RTT keys are ready on both sides: application data may flow (the client need not wait
+  // another half round trip for HANDSHAKE_DONE). The server's handshake is also confirmed now
+  // (RFC 9001 §4.1.2); the client's when HANDSHAKE_DONE arrives, which gates migration.
+  self->handshake_done = true;
+  self->post(Event::Kind::kHandshakeDone);
   if (ngtcp2_conn_is_server(conn)) {
-    self->handshake_done = true;
-    self->post(Event::Kind::kHandshakeDone);
+    self->handshake_confirmed = true;
+    self->post(Event::Kind::kHandshakeConfirmed);
   }
   return 0;
 }
 
 int Connection::Impl::handshake_confirmed_cb(ngtcp2_conn* conn, void* user_data) {
   auto* self = static_cast<Impl*>(user_data);
-  if (!ngtcp2_conn_is_server(conn) && !self->handshake_done) {
-    self->handshake_done = true;
-    self->post(Event::Kind::kHandshakeDone);
+  if (!ngtcp2_conn_is_server(conn) && !self->handshake_confirmed) {
+    self->handshake_confirmed = true;
+    self->post(Event::Kind::kHandshakeConfirmed);
   }
   return 0;
 }
@@ -1010,6 +1018,10 @@ void Connection::close(std::uint64_t app_error, const std::string& reason, TimeP
 
 bool Connection::handshake_completed() const {
   return impl_->handshake_done;
+}
+
+bool Connection::handshake_confirmed() const {
+  return impl_->handshake_confirmed;
 }
 
 bool Connection::is_closed() const {

@@ -89,8 +89,11 @@ struct ConnectionStats {
 };
 
 struct ConnectionHandlers {
-  // Handshake complete (client: confirmed by HANDSHAKE_DONE; server: complete).
+  // Handshake complete: 1-RTT keys on both sides, streams may carry data.
   std::function<void()> handshake_completed;
+  // Handshake confirmed (RFC 9001 §4.1.2; the client when HANDSHAKE_DONE arrives, the server at
+  // completion): the client may migrate from now on.
+  std::function<void()> handshake_confirmed;
   // The peer opened a stream (called before its first stream_data).
   std::function<void(StreamId)> stream_opened;
   // In-order stream bytes; `fin` once, with the last bytes (possibly none). The data is
@@ -184,6 +187,7 @@ class Connection {
   // After it (and after any end) every call is a no-op.
   void close(std::uint64_t app_error, const std::string& reason, TimePoint now);
   bool handshake_completed() const;
+  bool handshake_confirmed() const;
   // The connection has ended (possibly with its CONNECTION_CLOSE still to be polled).
   bool is_closed() const;
   bool is_client() const;

@@ -81,15 +81,17 @@ quic::ConnectionHandlers QuicSession::connection_handlers() {
                         {"handshake_ms", ms(now - started_)}};
     if (auto pair = active_pair()) fields["path"] = pair_json(*pair, engine_.interface_of(*pair));
     log_.write("quic_connected", std::move(fields), now);
-    if (is_client_) {
-      open_control_stream();
-      // The selection may have moved during the handshake: follow it now.
-      if (wanted_ && !same_pair(*wanted_, paths_.at(current_path_).pair)) {
-        migrate_to(*wanted_, wanted_reason_);
-      }
-    }
+    if (is_client_) open_control_stream();
     send_ping();
     if (handlers_.connected) handlers_.connected();
+  };
+  h.handshake_confirmed = [this] {
+    confirmed_ = true;
+    // The selection may have moved during the handshake: follow it now (RFC 9000 §9: no
+    // migration before the handshake is confirmed).
+    if (is_client_ && wanted_ && !same_pair(*wanted_, paths_.at(current_path_).pair)) {
+      migrate_to(*wanted_, wanted_reason_);
+    }
   };
   h.stream_opened = [this](quic::StreamId id) {
     if (!control_stream_ && !is_client_ && id == 0) {
@@ -162,7 +164,7 @@ void QuicSession::on_selected(const std::optional<ice::PairInfo>& pair, std::str
   wanted_reason_ = std::string(reason);
   if (!connection_) {
     start_client(*pair);
-  } else if (connected_ && !same_pair(*pair, paths_.at(current_path_).pair)) {
+  } else if (confirmed_ && !same_pair(*pair, paths_.at(current_path_).pair)) {
     migrate_to(*pair, wanted_reason_);
   }
 }

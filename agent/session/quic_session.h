@@ -127,7 +127,8 @@ class QuicSession {
   quic::PathId current_path_ = 0;
   std::optional<ice::PairInfo> wanted_;  // the client's ICE selection
   std::string wanted_reason_;
-  bool connected_ = false;
+  bool connected_ = false;  // handshake complete: streams carry data
+  bool confirmed_ = false;  // handshake confirmed: the client may migrate
   bool closed_ = false;
   bool in_flush_ = false;
   bool flush_posted_ = false;
