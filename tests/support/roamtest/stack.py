@@ -1,9 +1,15 @@
 """`./run stack`: the whole signaling stack natively on loopback for trying things by hand:
 redis-server, coturn, roam-relay and roam-signaling with generated secrets and a self-signed
 certificate in a temporary directory. Prints how to reach it, then waits; Ctrl-C or SIGTERM
-stops everything and removes the directory."""
+stops everything and removes the directory.
+
+With --replicas N it runs the deploy/docker-compose.yml topology natively: N roam-signaling
+instances behind haproxy (TCP mode, TLS passed through, /healthz checks, as
+deploy/haproxy/haproxy.cfg) listening on --listen, and a Prometheus server scraping every
+instance, roam-relay, haproxy and itself (plus agents listed in <files>/agents/*.yml)."""
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -12,13 +18,15 @@ import socket
 import sys
 import tempfile
 import threading
+import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from roamtest.process import find_binary  # noqa: E402
+from roamtest.process import Process, find_binary, find_system_binary, wait_until  # noqa: E402
 from roamtest.redis import RedisServer  # noqa: E402
 from roamtest.relay import RoamRelay  # noqa: E402
-from roamtest.servers import Coturn  # noqa: E402
+from roamtest.servers import Coturn, free_port  # noqa: E402
 from roamtest.signaling import RoamSignaling, TlsCert  # noqa: E402
 
 
@@ -35,7 +43,16 @@ def parse_args(argv):
                         help="lifetime of the printed dev tokens, seconds (default %(default)s)")
     parser.add_argument("--peer", action="append", default=None,
                         help="print a dev token for this peer (repeatable; default alice, bob)")
-    return parser.parse_args(argv)
+    parser.add_argument("--replicas", type=int, default=None, metavar="N",
+                        help="N roam-signaling instances behind haproxy on --listen, and a "
+                             "Prometheus scraping every server (the docker-compose topology)")
+    parser.add_argument("--prometheus-listen", default="127.0.0.1:9090",
+                        help="Prometheus address with --replicas (default %(default)s; same "
+                             "fallback)")
+    args = parser.parse_args(argv)
+    if args.replicas is not None and not 1 <= args.replicas <= 16:
+        parser.error("--replicas must be between 1 and 16")
+    return args
 
 
 def usable(address):
@@ -71,13 +88,38 @@ class Stack:
                                         relay_ports=max(40, 4 * self.args.pool_target)))
         self.relay = self._keep(RoamRelay(self.coturn, self.redis, instance="relay-local-1",
                                           pool_target=self.args.pool_target, wait_pool=False))
-        self.signaling = self._keep(RoamSignaling(
-            self.redis.port, turn_secret=self.turn_secret, jwt_secret=self.jwt_secret,
-            instance="sig-local-1", cert=self.cert, start=False,
-            log_level="info"))
-        self._listen(self.signaling, self.args.listen, self.args.admin_listen)
-        self.signaling.start()
+        if self.args.replicas is None:
+            self.signaling = self._keep(RoamSignaling(
+                self.redis.port, turn_secret=self.turn_secret, jwt_secret=self.jwt_secret,
+                instance="sig-local-1", cert=self.cert, start=False,
+                log_level="info"))
+            self._listen(self.signaling, self.args.listen, self.args.admin_listen)
+            self.signaling.start()
+            self.signalings = [self.signaling]
+            return self
+        self.signalings = [
+            self._keep(RoamSignaling(self.redis.port, turn_secret=self.turn_secret,
+                                     jwt_secret=self.jwt_secret, instance=f"sig-local-{i}",
+                                     cert=self.cert, log_level="info"))
+            for i in range(1, self.args.replicas + 1)]
+        self.signaling = self.signalings[0]
+        self.lb = self._keep(Haproxy(self.dir, self.signalings, usable(self.args.listen)))
+        self.prometheus = self._keep(Prometheus(
+            self.dir, usable(self.args.prometheus_listen), self.scrape_targets()))
         return self
+
+    def scrape_targets(self):
+        """{job: [HOST:PORT, ...]}: every server of the stack that exports metrics."""
+        return {
+            "roam-signaling": [f"{s.admin_host}:{s.admin_port}" for s in self.signalings],
+            "roam-relay": [f"127.0.0.1:{self.relay.metrics_port}"],
+            "haproxy": [f"127.0.0.1:{self.lb.metrics_port}"],
+        }
+
+    @property
+    def url(self):
+        """The wss URL agents use: the load balancer with --replicas, else the instance."""
+        return self.lb.url if self.args.replicas is not None else self.signaling.url
 
     def _keep(self, server):
         self.started.append(server)
@@ -92,9 +134,19 @@ class Stack:
 
     def describe(self):
         sig = self.signaling
-        lines = [
-            "roam stack is up (Ctrl-C stops it)",
-            f"  signaling  {sig.url}   instance {sig.instance}",
+        lines = ["roam stack is up (Ctrl-C stops it)"]
+        if self.args.replicas is not None:
+            lines.append(f"  haproxy    {self.lb.url}   (TLS passthrough to "
+                         f"{len(self.signalings)} instances; its metrics "
+                         f"http://127.0.0.1:{self.lb.metrics_port}/metrics)")
+            lines.append(f"  prometheus {self.prometheus.url}/targets   (config "
+                         f"{self.prometheus.config_file})")
+            for s in self.signalings:
+                lines.append(f"  signaling  {s.url}   instance {s.instance}   "
+                             f"admin {s.admin_url}")
+        else:
+            lines.append(f"  signaling  {sig.url}   instance {sig.instance}")
+        lines += [
             f"  CA file    {sig.ca_file}",
             f"  admin      {sig.admin_url}/healthz   {sig.admin_url}/metrics",
             f"  relay      coturn turn:{self.coturn.address}?transport=udp "
@@ -105,7 +157,7 @@ class Stack:
             f"  logs       {sig.process.stderr_path}",
             f"             {self.relay.process.stderr_path}",
             f"             {self.coturn.dir}/turn.log",
-            f"  try        SSL_CERT_FILE={sig.ca_file} /usr/bin/python3 -m websockets {sig.url}",
+            f"  try        SSL_CERT_FILE={sig.ca_file} /usr/bin/python3 -m websockets {self.url}",
             '             then type {"type":"hello","version":1,"token":"<a token below>"}',
             "  dev tokens (HS256, aud roam):",
         ]
@@ -123,6 +175,173 @@ class Stack:
             except Exception as e:  # keep stopping the others
                 print(f"stack: stopping {type(server).__name__}: {e}", file=sys.stderr)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+HAPROXY_TEMPLATE = """# written by ./run stack --replicas (tests/support/roamtest/stack.py); the same
+# load balancing as deploy/haproxy/haproxy.cfg with loopback addresses
+global
+    maxconn 4000
+
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 120s
+    timeout server 120s
+    timeout client-fin 10s
+    timeout tunnel 1h
+
+frontend signaling
+    bind {listen}
+    default_backend signaling
+
+backend signaling
+    balance leastconn
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server inter 500ms fall 2 rise 1 on-marked-down shutdown-sessions
+{servers}
+
+frontend metrics
+    mode http
+    bind 127.0.0.1:{metrics_port}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+"""
+
+
+def haproxy_config(signalings, listen, metrics_port):
+    servers = "\n".join(
+        f"    server {s.instance} {s.host}:{s.port} check port {s.admin_port}"
+        for s in signalings)
+    return HAPROXY_TEMPLATE.format(listen=listen, servers=servers, metrics_port=metrics_port)
+
+
+def http_get(url, timeout=2):
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return response.status, response.read().decode(errors="replace")
+
+
+class Haproxy:
+    """haproxy (Debian package) in the foreground in front of the signaling instances; start
+    returns when every backend passed its health check."""
+
+    def __init__(self, directory, signalings, listen):
+        self.binary = find_system_binary("haproxy", "haproxy")
+        self.metrics_port = free_port(socket.SOCK_STREAM)
+        if listen.endswith(":0"):
+            listen = f"{listen.rsplit(':', 1)[0]}:{free_port(socket.SOCK_STREAM)}"
+        self.host, port = listen.rsplit(":", 1)
+        self.port = int(port)
+        self.config_file = os.path.join(directory, "haproxy.cfg")
+        with open(self.config_file, "w") as f:
+            f.write(haproxy_config(signalings, listen, self.metrics_port))
+        self.process = Process([self.binary, "-db", "-f", self.config_file], directory,
+                               "haproxy")
+        self.process.start()
+        count = len(signalings)
+        try:
+            wait_until(lambda: self._died() or self.active_servers() == count, 10,
+                       interval=0.05, what=f"haproxy with {count} healthy backends")
+        except TimeoutError:
+            self.close()
+            raise RuntimeError("haproxy backends not healthy:\n" + self.process.log())
+        if self._died():
+            raise RuntimeError("haproxy exited:\n" + self.process.log())
+
+    def _died(self):
+        return not self.process.alive()
+
+    def active_servers(self):
+        try:
+            _, text = http_get(f"http://127.0.0.1:{self.metrics_port}/metrics")
+        except OSError:
+            return -1
+        for line in text.splitlines():
+            if line.startswith('haproxy_backend_active_servers{proxy="signaling"}'):
+                return int(float(line.rsplit(" ", 1)[1]))
+        return -1
+
+    @property
+    def url(self):
+        return f"wss://{self.host}:{self.port}/"
+
+    def close(self):
+        self.process.stop()
+
+
+PROMETHEUS_SCRAPE_INTERVAL = "1s"
+
+
+def prometheus_config(targets, self_address, agents_dir):
+    """prometheus.yml (JSON is YAML) with one job per entry of targets, Prometheus itself and
+    the agents' file_sd directory."""
+    jobs = [{"job_name": "prometheus", "static_configs": [{"targets": [self_address]}]}]
+    for job, addresses in targets.items():
+        jobs.append({"job_name": job, "static_configs": [{"targets": addresses}]})
+    jobs.append({"job_name": "roam-agent", "file_sd_configs": [
+        {"files": [os.path.join(agents_dir, "*.yml")], "refresh_interval": "1s"}]})
+    return {"global": {"scrape_interval": PROMETHEUS_SCRAPE_INTERVAL,
+                       "evaluation_interval": PROMETHEUS_SCRAPE_INTERVAL},
+            "scrape_configs": jobs}
+
+
+class Prometheus:
+    """The Debian prometheus server on loopback, scraping `targets` ({job: [addresses]})."""
+
+    def __init__(self, directory, listen, targets):
+        self.binary = find_system_binary("prometheus", "prometheus")
+        if listen.endswith(":0"):
+            listen = f"{listen.rsplit(':', 1)[0]}:{free_port(socket.SOCK_STREAM)}"
+        self.address = listen
+        self.dir = os.path.join(directory, "prometheus")
+        self.agents_dir = os.path.join(self.dir, "agents")
+        os.makedirs(self.agents_dir)
+        self.config_file = os.path.join(self.dir, "prometheus.yml")
+        self.targets = targets
+        with open(self.config_file, "w") as f:
+            json.dump(prometheus_config(targets, listen, self.agents_dir), f, indent=2)
+        self.process = Process(
+            [self.binary, f"--config.file={self.config_file}",
+             f"--storage.tsdb.path={os.path.join(self.dir, 'data')}",
+             f"--web.listen-address={listen}", "--web.enable-lifecycle",
+             "--log.level=warn"], self.dir, "prometheus")
+        self.process.start()
+        try:
+            wait_until(lambda: not self.process.alive() or self.ready(), 20, interval=0.1,
+                       what="prometheus to be ready")
+        except TimeoutError:
+            self.close()
+            raise RuntimeError("prometheus not ready:\n" + self.process.log())
+        if not self.process.alive():
+            raise RuntimeError("prometheus exited:\n" + self.process.log())
+
+    @property
+    def url(self):
+        return f"http://{self.address}"
+
+    def ready(self):
+        try:
+            return http_get(self.url + "/-/ready")[0] == 200
+        except OSError:
+            return False
+
+    def api(self, path):
+        status, body = http_get(self.url + "/api/v1/" + path)
+        result = json.loads(body)
+        assert status == 200 and result["status"] == "success", body
+        return result["data"]
+
+    def active_targets(self):
+        return self.api("targets?state=active")["activeTargets"]
+
+    def add_agent(self, name, address):
+        """Adds an agent's --metrics address to the roam-agent job (file_sd)."""
+        path = os.path.join(self.agents_dir, f"{name}.yml")
+        with open(path + ".tmp", "w") as f:
+            json.dump([{"targets": [address], "labels": {"agent": name}}], f)
+        os.replace(path + ".tmp", path)
+
+    def close(self):
+        self.process.stop()
 
 
 def _alive(server):
