@@ -49,7 +49,7 @@ def targets_up(stack, expected_jobs):
 
 
 def test_every_scrape_target_is_up(stack):
-    expected = {"prometheus": 1, "roam-signaling": 2, "roam-relay": 1, "haproxy": 1}
+    expected = {"prometheus": 1, "roam-signaling": 2, "roam-relay": 1, "haproxy": 1, "redis": 1}
     try:
         jobs = wait_until(lambda: targets_up(stack, expected), 15, interval=0.2,
                           what="every Prometheus target up")
@@ -59,7 +59,7 @@ def test_every_scrape_target_is_up(stack):
         assert len(jobs[job]) == count, jobs
     # The query API sees them too: up == 1 for each.
     result = stack.prometheus.api("query?query=up")["result"]
-    assert len(result) >= 5 and all(r["value"][1] == "1" for r in result), result
+    assert len(result) >= 6 and all(r["value"][1] == "1" for r in result), result
 
 
 def run_agent(stack, tmp_path, command, peer, *args, metrics=None):

@@ -5,8 +5,8 @@ stops everything and removes the directory.
 
 With --replicas N it runs the deploy/docker-compose.yml topology natively: N roam-signaling
 instances behind haproxy (TCP mode, TLS passed through, /healthz checks, as
-deploy/haproxy/haproxy.cfg) listening on --listen, and a Prometheus server scraping every
-instance, roam-relay, haproxy and itself (plus agents listed in <files>/agents/*.yml)."""
+deploy/haproxy/haproxy.cfg) listening on --listen, prometheus-redis-exporter, and a Prometheus
+server scraping every instance, roam-relay, haproxy, the exporter and itself (plus agents listed in <files>/agents/*.yml)."""
 
 import argparse
 import json
@@ -104,6 +104,7 @@ class Stack:
             for i in range(1, self.args.replicas + 1)]
         self.signaling = self.signalings[0]
         self.lb = self._keep(Haproxy(self.dir, self.signalings, usable(self.args.listen)))
+        self.redis_exporter = self._keep(RedisExporter(self.dir, self.redis.address))
         self.prometheus = self._keep(Prometheus(
             self.dir, usable(self.args.prometheus_listen), self.scrape_targets()))
         return self
@@ -114,6 +115,7 @@ class Stack:
             "roam-signaling": [f"{s.admin_host}:{s.admin_port}" for s in self.signalings],
             "roam-relay": [f"127.0.0.1:{self.relay.metrics_port}"],
             "haproxy": [f"127.0.0.1:{self.lb.metrics_port}"],
+            "redis": [f"127.0.0.1:{self.redis_exporter.port}"],
         }
 
     @property
@@ -139,6 +141,7 @@ class Stack:
             lines.append(f"  haproxy    {self.lb.url}   (TLS passthrough to "
                          f"{len(self.signalings)} instances; its metrics "
                          f"http://127.0.0.1:{self.lb.metrics_port}/metrics)")
+            lines.append(f"  redis      exporter http://127.0.0.1:{self.redis_exporter.port}/metrics")
             lines.append(f"  prometheus {self.prometheus.url}/targets   (config "
                          f"{self.prometheus.config_file})")
             for s in self.signalings:
@@ -263,6 +266,37 @@ class Haproxy:
     @property
     def url(self):
         return f"wss://{self.host}:{self.port}/"
+
+    def close(self):
+        self.process.stop()
+
+
+class RedisExporter:
+    """prometheus-redis-exporter (Debian package) for the stack's Redis: redis_up and friends,
+    as the compose stack's redis-exporter service."""
+
+    def __init__(self, directory, redis_address):
+        binary = find_system_binary("prometheus-redis-exporter", "prometheus-redis-exporter")
+        self.port = free_port(socket.SOCK_STREAM)
+        self.process = Process(
+            [binary, "-redis.addr", f"redis://{redis_address}",
+             "-web.listen-address", f"127.0.0.1:{self.port}"], directory, "redis-exporter")
+        self.process.start()
+
+        def up():
+            if not self.process.alive():
+                return True
+            try:
+                return http_get(f"http://127.0.0.1:{self.port}/metrics")[0] == 200
+            except OSError:
+                return False
+        try:
+            wait_until(up, 10, interval=0.05, what="prometheus-redis-exporter")
+        except TimeoutError:
+            self.close()
+            raise RuntimeError("redis exporter not serving:\n" + self.process.log())
+        if not self.process.alive():
+            raise RuntimeError("redis exporter exited:\n" + self.process.log())
 
     def close(self):
         self.process.stop()
