@@ -489,7 +489,10 @@ expected<quic::StreamId, std::string> QuicSession::open_stream() {
 }
 
 std::size_t QuicSession::write(quic::StreamId stream, ByteSpan data) {
-  return connection_ && !closed_ ? connection_->write(stream, data) : 0;
+  if (!connection_ || closed_) return 0;
+  const std::size_t n = connection_->write(stream, data);
+  bytes_written_ += n;
+  return n;
 }
 
 void QuicSession::finish(quic::StreamId stream) {

@@ -82,6 +82,8 @@ class QuicSession {
   void close(std::uint64_t app_error, const std::string& reason);
 
   bool connected() const { return connected_; }
+  // Application bytes the streams accepted so far (control stream excluded).
+  std::uint64_t bytes_written() const { return bytes_written_; }
   bool is_closed() const { return closed_; }
   std::optional<quic::ConnectionStats> stats() const;
   // The pair the QUIC connection is on now.
@@ -132,6 +134,7 @@ class QuicSession {
   bool closed_ = false;
   bool in_flush_ = false;
   bool flush_posted_ = false;
+  std::uint64_t bytes_written_ = 0;
   TimePoint started_;
 
   std::optional<quic::StreamId> control_stream_;

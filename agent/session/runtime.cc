@@ -95,6 +95,7 @@ class Runtime final : public SessionContext {
   bool first_byte_ = false;
   std::uint64_t goodput_bytes_ = 0;
   bool goodput_flowing_ = false;
+  std::uint64_t sent_reported_ = 0;  // QuicSession::bytes_written() already in the metrics
   TimePoint start_ = Clock::now();
   TimePoint session_started_{};
   asio::steady_timer connect_timer_{io_};
@@ -352,6 +353,10 @@ void Runtime::tick_goodput() {
   goodput_timer_.expires_after(kGoodputInterval);
   goodput_timer_.async_wait([this](const boost::system::error_code& ec) {
     if (ec || stopping_) return;
+    if (metrics_ && quic_) {
+      metrics_->sent(quic_->bytes_written() - sent_reported_);
+      sent_reported_ = quic_->bytes_written();
+    }
     if (goodput_bytes_ > 0 || goodput_flowing_) {
       const double seconds = std::chrono::duration<double>(kGoodputInterval).count();
       json::object fields{{"bytes", goodput_bytes_},
