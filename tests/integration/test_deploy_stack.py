@@ -90,67 +90,82 @@ def scrape(url):
         return r.read().decode()
 
 
-AGENT = {}
-
-
-def test_agents_on_different_instances_complete_a_transfer(stack, tmp_path):
+@pytest.fixture(scope="module")
+def transfer(stack, tmp_path_factory):
+    """bob (`roam recv`, with --metrics, staying connected) and alice (`roam send` a 2 MiB
+    file) through the load balancer; returns what the tests assert on."""
+    tmp_path = tmp_path_factory.mktemp("transfer")
     src = tmp_path / "payload.bin"
     src.write_bytes(os.urandom(2 << 20))
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    result = {"digest": hashlib.sha256(src.read_bytes()).hexdigest(), "both": None,
+              "agent_metrics": ""}
     out_dir = tmp_path / "out"
     out_dir.mkdir()
-    before = {s.instance: remote_forwards(s) for s in stack.signalings}
+    result["before"] = {s.instance: remote_forwards(s) for s in stack.signalings}
     metrics_address = f"127.0.0.1:{free_port(socket.SOCK_STREAM)}"
-    # bob stays connected after the file (no --once): the dashboard test scrapes his metrics.
     bob = run_agent(stack, tmp_path, "recv", "bob", "--out", str(out_dir),
                     metrics=metrics_address)
-    AGENT.update(process=bob, metrics=metrics_address)
     try:
-        first = wait_until(lambda: [i for i, n in peers_by_instance(stack).items() if n == 1],
-                           15, interval=0.05, what="bob registered on one instance")
+        wait_until(lambda: sum(peers_by_instance(stack).values()) == 1, 15, interval=0.05,
+                   what="bob registered on one instance")
         alice = run_agent(stack, tmp_path, "send", "alice", str(src), "--to", "bob")
-        # haproxy balances leastconn: alice lands on the other instance.
-        both = []
 
         def both_registered():
+            # haproxy balances leastconn: alice lands on the instance without bob.
             counts = peers_by_instance(stack)
-            if all(n >= 1 for n in counts.values()):
-                both.append(counts)
+            if all(n == 1 for n in counts.values()):
+                result["both"] = counts
                 return True
             return alice.poll() is not None
 
         wait_until(both_registered, 15, interval=0.02, what="alice registered")
-        agent_scrapes = []
 
         def scrape_agent():
             try:
-                text = scrape(f"http://{metrics_address}/metrics")
+                result["agent_metrics"] = scrape(f"http://{metrics_address}/metrics")
             except OSError:
                 return False
-            agent_scrapes.append(text)
-            return "roam_agent_path_switches_total{" in text
+            return "roam_agent_path_switches_total{" in result["agent_metrics"]
+
         try:
-            wait_until(scrape_agent, 15, interval=0.05, what="bob's metrics after a path switch")
+            wait_until(scrape_agent, 15, interval=0.05, what="bob's metrics after a switch")
         except TimeoutError:
-            pass
-        AGENT["text"] = agent_scrapes[-1] if agent_scrapes else ""
+            pass  # the dashboard test names what is missing
         try:
             out, err = alice.communicate(timeout=RUN_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             alice.kill()
             out, err = alice.communicate()
-        assert alice.returncode == 0, (out.decode(), err.decode())
-        assert f"sha256 {digest}".encode() in out and b"receiver verified" in out, out
-        wait_until(lambda: (out_dir / "payload.bin").exists(), 5, what="file on bob's side")
-        assert hashlib.sha256((out_dir / "payload.bin").read_bytes()).hexdigest() == digest
-        # Through different instances: each saw one peer, and each forwarded messages to the
-        # other through Redis (route="remote").
-        assert both or all(n >= 1 for n in peers_by_instance(stack).values()), first
-        for s in stack.signalings:
-            assert remote_forwards(s) > before[s.instance], s.instance
-    except BaseException:
-        bob.kill()
-        raise
+        result.update(alice_rc=alice.returncode, alice_out=out.decode(errors="replace"),
+                      alice_err=err.decode(errors="replace"))
+        try:
+            wait_until(lambda: (out_dir / "payload.bin").exists(), 5, what="bob's file")
+            result["received"] = hashlib.sha256(
+                (out_dir / "payload.bin").read_bytes()).hexdigest()
+        except TimeoutError:
+            result["received"] = None
+        result["after"] = {s.instance: remote_forwards(s) for s in stack.signalings}
+        yield result
+    finally:
+        bob.terminate()
+        try:
+            bob.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            bob.kill()
+            bob.communicate()
+
+
+def test_agents_on_different_instances_complete_a_transfer(transfer):
+    assert transfer["alice_rc"] == 0, (transfer["alice_out"], transfer["alice_err"])
+    digest = transfer["digest"]
+    assert f"sha256 {digest}" in transfer["alice_out"], transfer["alice_out"]
+    assert "receiver verified" in transfer["alice_out"], transfer["alice_out"]
+    assert transfer["received"] == digest
+    # Through different instances: each held one of the two peers at the same time, and each
+    # forwarded messages to the other through Redis (route="remote").
+    assert transfer["both"], "alice and bob were never on different instances"
+    for instance, count in transfer["after"].items():
+        assert count > transfer["before"][instance], (instance, transfer)
 
 
 METRIC = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -180,22 +195,22 @@ def dashboard_metrics():
     return names
 
 
-def test_dashboard_references_only_exported_metrics(stack):
-    assert AGENT, "needs the transfer test's agent"
-    bob = AGENT["process"]
-    try:
-        assert bob.poll() is None, bob.communicate()
-        exported = set(stack.prometheus.api("label/__name__/values"))
-        exported |= {line.split("{")[0].split(" ")[0] for line in AGENT["text"].splitlines()
-                     if line and not line.startswith("#")}
-    finally:
-        bob.terminate()
-        try:
-            bob.communicate(timeout=5)
-        except subprocess.TimeoutExpired:
-            bob.kill()
+def test_dashboard_references_only_exported_metrics(stack, transfer):
+    agent = {line.split("{")[0].split(" ")[0]
+             for line in transfer["agent_metrics"].splitlines()
+             if line and not line.startswith("#")}
     used = dashboard_metrics()
     assert {"roam_signaling_peers", "roam_relay_pool_tokens", "roam_agent_active_path",
-            "up"} <= used, used
-    missing = sorted(used - exported)
-    assert not missing, f"dashboard queries metrics no service exports: {missing}"
+            "redis_up", "up"} <= used, used
+    missing = []
+
+    def all_exported():
+        # Every name Prometheus has ingested from its targets (scraped every second).
+        exported = set(stack.prometheus.api("label/__name__/values")) | agent
+        missing[:] = sorted(used - exported)
+        return not missing
+
+    try:
+        wait_until(all_exported, 10, interval=0.25, what="the dashboard's metrics")
+    except TimeoutError:
+        pytest.fail(f"dashboard queries metrics no service exports: {missing}")
