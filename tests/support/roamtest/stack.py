@@ -72,6 +72,8 @@ class Stack:
 
     def __init__(self, args):
         self.args = args
+        # Callers that build the Namespace themselves (demo, bench goodput) predate --replicas.
+        self.replicas = getattr(args, "replicas", None)
         self.dir = tempfile.mkdtemp(prefix="roam-stack-")
         self.started = []
         self.jwt_secret = secrets.token_urlsafe(32)
@@ -88,7 +90,7 @@ class Stack:
                                         relay_ports=max(40, 4 * self.args.pool_target)))
         self.relay = self._keep(RoamRelay(self.coturn, self.redis, instance="relay-local-1",
                                           pool_target=self.args.pool_target, wait_pool=False))
-        if self.args.replicas is None:
+        if self.replicas is None:
             self.signaling = self._keep(RoamSignaling(
                 self.redis.port, turn_secret=self.turn_secret, jwt_secret=self.jwt_secret,
                 instance="sig-local-1", cert=self.cert, start=False,
@@ -101,12 +103,12 @@ class Stack:
             self._keep(RoamSignaling(self.redis.port, turn_secret=self.turn_secret,
                                      jwt_secret=self.jwt_secret, instance=f"sig-local-{i}",
                                      cert=self.cert, log_level="info"))
-            for i in range(1, self.args.replicas + 1)]
+            for i in range(1, self.replicas + 1)]
         self.signaling = self.signalings[0]
         self.lb = self._keep(Haproxy(self.dir, self.signalings, usable(self.args.listen)))
         self.redis_exporter = self._keep(RedisExporter(self.dir, self.redis.address))
         self.prometheus = self._keep(Prometheus(
-            self.dir, usable(self.args.prometheus_listen), self.scrape_targets()))
+            self.dir, usable(getattr(self.args, "prometheus_listen", "127.0.0.1:0")), self.scrape_targets()))
         return self
 
     def scrape_targets(self):
@@ -121,7 +123,7 @@ class Stack:
     @property
     def url(self):
         """The wss URL agents use: the load balancer with --replicas, else the instance."""
-        return self.lb.url if self.args.replicas is not None else self.signaling.url
+        return self.lb.url if self.replicas is not None else self.signaling.url
 
     def _keep(self, server):
         self.started.append(server)
@@ -137,7 +139,7 @@ class Stack:
     def describe(self):
         sig = self.signaling
         lines = ["roam stack is up (Ctrl-C stops it)"]
-        if self.args.replicas is not None:
+        if self.replicas is not None:
             lines.append(f"  haproxy    {self.lb.url}   (TLS passthrough to "
                          f"{len(self.signalings)} instances; its metrics "
                          f"http://127.0.0.1:{self.lb.metrics_port}/metrics)")
