@@ -75,6 +75,13 @@ def test_compose_topology():
     assert env["ROAM_SIGNALING_JWT_SECRET"].startswith("CHANGE-ME")
     assert services["signaling-1"]["environment"]["ROAM_SIGNALING_INSTANCE_ID"] != \
         services["signaling-2"]["environment"]["ROAM_SIGNALING_INSTANCE_ID"]
+    # Every file or directory the services mount from the repository exists (the TLS
+    # directory is the operator's).
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
+            if os.path.isabs(source) and not source.endswith("/tls"):
+                assert os.path.exists(source), (name, source)
     # Named volumes only where state must survive: metrics history and Grafana.
     assert set(config.get("volumes", {})) == {"prometheus-data", "grafana-data"}
     for name in ("signaling-1", "signaling-2", "roam-relay"):
@@ -92,6 +99,35 @@ def test_dockerfile_builds_three_non_root_runtime_images():
         assert "USER roam" in body, stage
         assert "COPY --from=build" in body, stage
     assert re.search(r"^FROM debian:12-slim AS runtime", text, re.M)
+
+
+def dockerfile_packages():
+    """{stage: [packages]} of the Dockerfile's apt-get install lines."""
+    text = open(os.path.join(DEPLOY, "docker", "Dockerfile")).read()
+    stages = {}
+    for block in re.split(r"^FROM ", text, flags=re.M)[1:]:
+        name = block.split()[2] if " AS " in block.splitlines()[0] else block.split()[0]
+        m = re.search(r"apt-get install -y --no-install-recommends(.*?)(?:&&|$)",
+                      block.replace("\\\n", " "), re.S)
+        if m:
+            stages[name] = m.group(1).split()
+    return stages
+
+
+def test_dockerfile_installs_the_projects_debian_packages():
+    stages = dockerfile_packages()
+    assert set(stages) == {"build", "runtime"}, stages
+    run_script = open(os.path.join(REPO, "run")).read()
+    listed = set(re.sub(r"#.*", "", run_script.split("PACKAGES=(", 1)[1].split(")", 1)[0]).split())
+    missing = [p for p in stages["build"] if p not in listed]
+    assert not missing, f"build stage installs packages ./run deps does not: {missing}"
+    apt_cache = shutil.which("apt-cache")
+    if apt_cache:
+        wanted = set(stages["build"] + stages["runtime"])
+        result = subprocess.run([apt_cache, "show", "--no-all-versions", *sorted(wanted)],
+                                capture_output=True, text=True, timeout=60)
+        known = set(re.findall(r"^Package: (\S+)$", result.stdout, re.M))
+        assert wanted <= known, f"not Debian 12 packages: {sorted(wanted - known)}"
 
 
 def test_haproxy_config_parses():

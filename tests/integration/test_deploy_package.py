@@ -17,6 +17,7 @@ from roamtest.redis import RedisServer
 from roamtest.servers import free_port
 from roamtest.signaling import READY, TlsCert
 
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.path.dirname(os.path.abspath(bin_dir()))
 PACKAGES = {
     "roam-signaling": {"bin": "usr/bin/roam-signaling",
@@ -100,6 +101,26 @@ def test_packages_carry_binaries_units_configs_and_dependencies(debs, tmp_path):
         for line in listing.splitlines():
             if line.split()[-1].endswith(".env"):
                 assert line.split()[0][-3:] == "---", line
+
+
+def test_docker_runtime_image_has_every_shared_library_package(debs):
+    """The Dockerfile's runtime stage installs what dpkg-shlibdeps found for the .debs."""
+    text = open(os.path.join(REPO, "deploy", "docker", "Dockerfile")).read()
+    block = text.split("AS runtime", 1)[1].split("\nFROM ", 1)[0].replace("\\\n", " ")
+    runtime = set(re.search(r"--no-install-recommends(.*?)&&", block, re.S).group(1).split())
+    provided = set(runtime)
+    for package in runtime:
+        result = subprocess.run(["dpkg-query", "-W", "-f", "${Provides}", package],
+                                capture_output=True, text=True)
+        provided |= {p.split()[0] for p in result.stdout.split(",") if p.strip()}
+    # In debian:12-slim already (essential or required).
+    base = {"adduser", "libc6", "libgcc-s1", "libstdc++6", "zlib1g"}
+    for package, deb in debs.items():
+        depends = subprocess.run(["dpkg-deb", "-f", deb, "Depends"], capture_output=True,
+                                 text=True, check=True).stdout
+        names = {d.split()[0] for d in depends.split(",") if d.strip()}
+        missing = sorted(names - provided - base)
+        assert not missing, f"{package}: Dockerfile runtime stage lacks {missing}"
 
 
 def unit_fields(path):
