@@ -214,3 +214,26 @@ def test_dashboard_references_only_exported_metrics(stack, transfer):
         wait_until(all_exported, 10, interval=0.25, what="the dashboard's metrics")
     except TimeoutError:
         pytest.fail(f"dashboard queries metrics no service exports: {missing}")
+
+
+def test_compose_healthchecks_pass_against_live_servers(stack):
+    """The roam-healthcheck commands of deploy/docker-compose.yml, pointed at this stack's
+    signaling instances and roam-relay, succeed (and fail against a closed port)."""
+    yaml = pytest.importorskip("yaml")
+    compose = yaml.safe_load(open(os.path.join(REPO, "deploy", "docker-compose.yml")))
+    script = os.path.join(REPO, "deploy", "docker", "roam-healthcheck")
+    live = {"signaling-1": f"{stack.signalings[0].admin_host}:{stack.signalings[0].admin_port}",
+            "signaling-2": f"{stack.signalings[1].admin_host}:{stack.signalings[1].admin_port}",
+            "roam-relay": f"127.0.0.1:{stack.relay.metrics_port}"}
+    for service, address in live.items():
+        test = compose["services"][service]["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "roam-healthcheck"], test
+        url, pattern = test[2], test[3]
+        url = re.sub(r"127\.0\.0\.1:\d+", address, url)
+        result = subprocess.run([script, url, pattern], capture_output=True, text=True,
+                                timeout=10)
+        assert result.returncode == 0, (service, url, pattern, result.stderr)
+        closed = re.sub(r"127\.0\.0\.1:\d+", f"127.0.0.1:{free_port(socket.SOCK_STREAM)}",
+                        test[2])
+        assert subprocess.run([script, closed, pattern], capture_output=True,
+                              timeout=10).returncode != 0
