@@ -123,6 +123,36 @@ def test_docker_runtime_image_has_every_shared_library_package(debs):
         assert not missing, f"{package}: Dockerfile runtime stage lacks {missing}"
 
 
+def test_postinst_creates_the_user_and_protects_secrets(debs, tmp_path):
+    """Runs each postinst with every command it calls replaced by a stub that records its
+    arguments (nothing touches this machine): a fresh install creates the system group and
+    user roam, /var/lib/roam, and makes /etc/roam root:roam 0750."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    log = tmp_path / "calls.log"
+    for command in ("getent", "addgroup", "adduser", "mkdir", "chown", "chmod", "systemctl"):
+        stub = stubs / command
+        # getent finds nobody: the user does not exist yet.
+        status = 2 if command == "getent" else 0
+        stub.write_text(f'#!/bin/sh\necho "{command} $*" >> "{log}"\nexit {status}\n')
+        stub.chmod(0o755)
+    for package, deb in debs.items():
+        log.write_text("")
+        ctl = control(deb, tmp_path)
+        result = subprocess.run(["sh", str(ctl / "postinst"), "configure", ""],
+                                capture_output=True, text=True, timeout=10,
+                                env={"PATH": f"{stubs}:/usr/bin:/bin"})
+        assert result.returncode == 0, (package, result.stderr)
+        calls = log.read_text()
+        assert "addgroup --system --quiet roam" in calls, calls
+        assert re.search(r"^adduser --system .*--ingroup roam .* roam$", calls, re.M), calls
+        assert "chown roam:roam /var/lib/roam" in calls, calls
+        assert "chown root:roam /etc/roam" in calls and "chmod 0750 /etc/roam" in calls, calls
+        assert "systemctl restart" not in calls, calls  # a fresh install is never started
+        if package == "roam":
+            assert "mkdir -p /var/lib/roam/incoming" in calls, calls
+
+
 def unit_fields(path):
     fields = {}
     section = None
