@@ -9,10 +9,10 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "agent/net/server_list.h"
 #include "agent/paths/event_log.h"
 #include "agent/paths/path_engine.h"
 #include "agent/paths/signaling_link.h"
-#include "common/util/host_port.h"
 
 namespace roam::agent {
 
@@ -31,19 +31,6 @@ constexpr std::size_t kProbeSize = 12;
 constexpr Duration kExitDrain = milliseconds(200);
 // --connect is retried while the peer is not connected yet (peer_unavailable).
 constexpr Duration kConnectRetry = seconds(1);
-
-expected<std::vector<SocketAddress>, std::string> parse_servers(
-    const std::vector<std::string>& texts) {
-  std::vector<SocketAddress> out;
-  for (const auto& t : texts) {
-    auto hp = parse_host_port(t);
-    if (!hp) return unexpected("--stun " + t + ": " + hp.error());
-    auto ip = IpAddress::parse(hp->host);
-    if (!ip) return unexpected("--stun " + t + ": the host must be an IP address");
-    out.push_back(SocketAddress{*ip, hp->port});
-  }
-  return out;
-}
 
 bool starts_with(ByteSpan data, const std::array<std::byte, 4>& magic) {
   return data.size() == kProbeSize && std::equal(magic.begin(), magic.end(), data.begin());
@@ -66,7 +53,7 @@ int run_ice(const IceOptions& options, std::ostream& out, std::ostream& err) {
     err << "roam ice: --token (or ROAM_TOKEN) is required\n";
     return 2;
   }
-  auto stun = parse_servers(options.stun_servers);
+  auto stun = parse_server_addresses(options.stun_servers, "--stun");
   if (!stun) {
     err << "roam ice: " << stun.error() << "\n";
     return 2;

@@ -140,6 +140,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
     auto self = shared_from_this();
     Duration backoff = options.backoff_initial;
     std::size_t next = 0;
+    std::size_t failed_in_round = 0;  // failed attempts since the last backoff or welcome
     while (!stopped) {
       const std::string url = options.urls[next % options.urls.size()];
       auto [reason, fatal] = co_await session(url);
@@ -155,9 +156,15 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
         // It worked until now (a network change, a restarting instance): retry the same URL
         // at once, then back off from the start.
         backoff = options.backoff_initial;
+        failed_in_round = 0;
         continue;
       }
       ++next;
+      if (was_connected) failed_in_round = 0;
+      // Every URL gets one immediate attempt before the backoff: a killed instance costs one
+      // failed connect, not a backoff interval, when another instance is listed.
+      if (++failed_in_round < options.urls.size()) continue;
+      failed_in_round = 0;
       backoff_timer.expires_after(backoff);
       boost::system::error_code ec;
       co_await backoff_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));

@@ -17,7 +17,7 @@
 #include "agent/paths/signaling_link.h"
 #include "agent/session/agent_metrics.h"
 #include "agent/session/status_server.h"
-#include "common/util/host_port.h"
+#include "agent/net/server_list.h"
 
 namespace roam::agent {
 
@@ -36,19 +36,6 @@ constexpr Duration kConnectRetry = seconds(1);
 constexpr int kInterrupted = 130;
 
 double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-expected<std::vector<SocketAddress>, std::string> parse_servers(
-    const std::vector<std::string>& texts) {
-  std::vector<SocketAddress> out;
-  for (const auto& t : texts) {
-    auto hp = parse_host_port(t);
-    if (!hp) return unexpected("--stun " + t + ": " + hp.error());
-    auto ip = IpAddress::parse(hp->host);
-    if (!ip) return unexpected("--stun " + t + ": the host must be an IP address");
-    out.push_back(SocketAddress{*ip, hp->port});
-  }
-  return out;
-}
 
 class Runtime final : public SessionContext {
  public:
@@ -125,7 +112,7 @@ int Runtime::run() {
     err_ << me << v.error() << "\n";
     return 2;
   }
-  auto stun = parse_servers(options_.stun_servers);
+  auto stun = parse_server_addresses(options_.stun_servers, "--stun");
   if (!stun) {
     err_ << me << stun.error() << "\n";
     return 2;

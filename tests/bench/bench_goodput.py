@@ -35,6 +35,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
+from benchlib import log, percentile  # noqa: E402
 
 from roamtest import stack as local_stack  # noqa: E402
 from roamtest.process import find_binary  # noqa: E402
@@ -47,17 +48,8 @@ TARGETS = {"direct": 1000.0, "relay": 500.0}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def log(text=""):
-    print(text, flush=True)
 
 
-def percentile(values, p):
-    v = sorted(values)
-    if not v:
-        return math.nan
-    k = (len(v) - 1) * p
-    lo, hi = math.floor(k), math.ceil(k)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
 class ProcSampler:

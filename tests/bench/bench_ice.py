@@ -27,8 +27,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
+from benchlib import delayed_multihomed, log, percentile  # noqa: E402
 
-from roamlab import Impair, Lab, can_run, topologies  # noqa: E402
+from roamlab import Lab, can_run  # noqa: E402
 from roamlab.agents import (AgentError, family, ice_supports, ice_unavailable,  # noqa: E402
                             is_valid_pair, split_endpoint, start_ice_stack, start_pair)
 
@@ -59,25 +60,11 @@ FIGURES = [
 ]
 
 
-def percentile(values, p):
-    v = sorted(values)
-    if not v:
-        return math.nan
-    k = (len(v) - 1) * p
-    lo, hi = math.floor(k), math.ceil(k)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def topology(delay_ms):
-    topo = topologies.multihomed()
-    for router in topo.routers:
-        router.wan_impair = (Impair(delay_ms=delay_ms), Impair(delay_ms=delay_ms))
-    topo.name = "multihomed-delayed"
-    return topo
+topology = delayed_multihomed
 
 
-def log(text):
-    print(text, flush=True)
 
 
 def _valid_backups(agent, stats, selected_ids):

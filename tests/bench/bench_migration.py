@@ -61,8 +61,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
+from benchlib import delayed_multihomed, log, percentile  # noqa: E402
 
-from roamlab import Impair, Lab, LabError, can_run, topologies  # noqa: E402
+from roamlab import Lab, LabError, can_run  # noqa: E402
 from roamlab.lab import bin_dir  # noqa: E402
 from roamlab.agents import (AgentError, SessionAgent, session_unavailable,  # noqa: E402
                             split_endpoint, start_ice_stack)
@@ -116,25 +117,11 @@ BREAKDOWN = {"ttfb_relay_signal_ms", "ttfb_relay_path_ms", "ttfb_relay_handshake
              "ttfb_relay_data_ms", "ttfb_data_ms", "ttfb_send_data_ms", "blackhole_rules_ms"}
 
 
-def log(text=""):
-    print(text, flush=True)
 
 
-def percentile(values, p):
-    v = sorted(values)
-    if not v:
-        return math.nan
-    k = (len(v) - 1) * p
-    lo, hi = math.floor(k), math.ceil(k)
-    return v[lo] + (v[hi] - v[lo]) * (k - lo)
 
 
-def topology(delay_ms):
-    topo = topologies.multihomed()
-    for router in topo.routers:
-        router.wan_impair = (Impair(delay_ms=delay_ms), Impair(delay_ms=delay_ms))
-    topo.name = "multihomed-delayed"
-    return topo
+topology = delayed_multihomed
 
 
 # ---- memory ------------------------------------------------------------------------------

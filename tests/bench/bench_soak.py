@@ -34,6 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+from benchlib import log  # noqa: E402
 
 from bench_migration import (keep_stdout, percentile, perf_lines, receiver_switches,  # noqa: E402
                              sample_rss, topology)
@@ -47,8 +48,6 @@ SETUP_TIMEOUT_S = 20
 MIB = 1024 * 1024
 
 
-def log(text=""):
-    print(text, flush=True)
 
 
 def make_file(path, size):
