@@ -25,11 +25,20 @@ expected<std::unique_ptr<AgentMetrics>, std::string> AgentMetrics::start(
   auto& active = factory.gauge("active_path", "1 for the kind of the active path (relay, direct)");
   m->relayed_ = &active.Add({{"kind", "relay"}});
   m->direct_ = &active.Add({{"kind", "direct"}});
+  m->blackout_ = &factory
+                      .histogram("path_switch_blackout_seconds",
+                                 "Receive gap around a path switch: last application byte "
+                                 "before it to the first after it")
+                      .Add({}, metrics::exponential_buckets(0.001, 2, 14));  // 1 ms .. 8 s
   return m;
 }
 
 void AgentMetrics::switched(const PathSwitch& change) {
   switches_->Add({{"reason", change.reason}}).Increment();
+}
+
+void AgentMetrics::blackout(Duration gap) {
+  blackout_->Observe(std::chrono::duration<double>(gap).count());
 }
 
 void AgentMetrics::selected(const std::optional<ice::PairInfo>& pair) {

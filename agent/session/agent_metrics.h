@@ -1,5 +1,5 @@
 // The agent's Prometheus metrics (`--metrics HOST:PORT`): stream bytes, path switches by reason,
-// the active path's kind. Optional: an agent on a laptop rarely has a Prometheus scraping it.
+// the blackout around them, the active path's kind. Optional: an agent on a laptop rarely has a Prometheus scraping it.
 #pragma once
 
 #include <memory>
@@ -20,6 +20,8 @@ class AgentMetrics {
   void received(std::size_t bytes) { received_->Increment(static_cast<double>(bytes)); }
   void sent(std::size_t bytes) { sent_->Increment(static_cast<double>(bytes)); }
   void switched(const PathSwitch& change);
+  // Receiver side: last application byte before a path switch -> first one after it.
+  void blackout(Duration gap);
   void selected(const std::optional<ice::PairInfo>& pair);
 
  private:
@@ -30,6 +32,7 @@ class AgentMetrics {
   prometheus::Family<prometheus::Counter>* switches_ = nullptr;
   prometheus::Gauge* relayed_ = nullptr;
   prometheus::Gauge* direct_ = nullptr;
+  prometheus::Histogram* blackout_ = nullptr;
 };
 
 }  // namespace roam::agent

@@ -82,7 +82,9 @@ class Runtime final : public SessionContext {
   bool first_byte_ = false;
   std::uint64_t goodput_bytes_ = 0;
   bool goodput_flowing_ = false;
-  std::uint64_t sent_reported_ = 0;  // QuicSession::bytes_written() already in the metrics
+  std::uint64_t sent_reported_ = 0;
+  TimePoint last_data_{};                    // the last application byte received
+  std::optional<TimePoint> blackout_since_;  // a path switch is waiting for the next byte  // QuicSession::bytes_written() already in the metrics
   TimePoint start_ = Clock::now();
   TimePoint session_started_{};
   asio::steady_timer connect_timer_{io_};
@@ -317,6 +319,12 @@ void Runtime::on_session(const signaling::Session& s) {
       events_->write("first_byte", std::move(fields), Clock::now());
     }
     if (metrics_) metrics_->received(data.size());
+    if (!data.empty()) {
+      const TimePoint now = Clock::now();
+      if (blackout_since_ && metrics_) metrics_->blackout(now - *blackout_since_);
+      blackout_since_.reset();
+      last_data_ = now;
+    }
     goodput_bytes_ += data.size();
     app_.stream_data(id, data, fin);
   };
@@ -324,6 +332,8 @@ void Runtime::on_session(const signaling::Session& s) {
   h.stream_reset = [this](quic::StreamId id, std::uint64_t code) { app_.stream_reset(id, code); };
   h.path_switched = [this](const PathSwitch& change) {
     if (metrics_) metrics_->switched(change);
+    // One blackout per silence, however many switches it holds (measured at the next byte).
+    if (!blackout_since_ && last_data_ != TimePoint{}) blackout_since_ = last_data_;
     app_.path_switched(change);
   };
   h.closed = [this](const std::string& reason) {
