@@ -27,6 +27,8 @@ namespace {
 
 // The largest UDP payload (IPv4: 65,535 − 20 − 8).
 constexpr std::size_t kMaxDatagram = 65507;
+// At most one early STUN query per base per this interval (check_mapping_after()).
+constexpr Duration kMappingCheckInterval = seconds(1);
 // At most one allocation check (refresh) per this interval (check_relay_after()).
 constexpr Duration kRelayCheckInterval = seconds(1);
 // Datagrams read per socket readiness before the state machines run (on_batch()).
@@ -401,6 +403,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   // allocation if it ran on it.
   void remove_base(ice::LocalId id, TimePoint now) {
     gatherer_.remove_base(id);
+    last_mapping_check_.erase(id);
     std::vector<ice::LocalId> derived;
     for (const auto& [lid, l] : locals_) {
       if (l.base == id) derived.push_back(lid);
@@ -708,6 +711,26 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   // which moves us to a 5-tuple it does not know), nothing else would tell: the allocation is
   // only refreshed minutes later. Refresh it now: a 437 answer (RFC 8656 §7.3) means it is gone,
   // and the engine allocates again at once and trickles the new relayed candidate.
+  // A direct pair that worked died: our NAT may have rebound. Ask STUN again from its base now
+  // (at most once per kMappingCheckInterval per base): a changed mapping becomes a new
+  // server-reflexive candidate, trickled at once, instead of at the next 25 s refresh.
+  void check_mapping_after(const ice::PairStateChanged& ev, TimePoint now) {
+    if (ev.state != ice::PairState::kFailed || ev.pair.local_type == ice::CandidateType::kRelayed)
+      return;
+    if (ev.failure != ice::PairFailure::kKeepaliveTimeout &&
+        ev.failure != ice::PairFailure::kDataTimeout &&
+        ev.failure != ice::PairFailure::kPeerReported) {
+      return;
+    }
+    auto it = locals_.find(ev.pair.local);
+    if (it == locals_.end()) return;
+    const ice::LocalId base = it->second.base.value_or(ev.pair.local);
+    TimePoint& last = last_mapping_check_[base];
+    if (now - last < kMappingCheckInterval) return;
+    last = now;
+    gatherer_.refresh_now(base, now);
+  }
+
   void check_relay_after(const ice::PairStateChanged& ev, TimePoint now) {
     if (ev.state != ice::PairState::kFailed || !relay_) return;
     if (relay_->client->state() != turn::State::kAllocated) return;
@@ -734,6 +757,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
           if constexpr (std::is_same_v<T, ice::PairStateChanged>) {
             log_.write("pair", pair_state_json(ev, interface_name(ev.pair)), now);
             check_relay_after(ev, now);
+            check_mapping_after(ev, now);
           } else if constexpr (std::is_same_v<T, ice::SelectedPairChanged>) {
             log_.write("selected", selected_json(ev, ev.pair ? interface_name(*ev.pair) : ""), now);
             if (handlers_.selected) handlers_.selected(ev.pair, ice::to_string(ev.reason));
@@ -920,6 +944,7 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   bool stopped_ = false;
   bool in_batch_ = false;  // inside on_batch(): pump once at its end
   TimePoint last_relay_check_{};
+  std::map<ice::LocalId, TimePoint> last_mapping_check_;  // check_mapping_after()
 
   std::unique_ptr<InterfaceMonitor> monitor_;
   std::map<ice::LocalId, std::shared_ptr<HostSocket>> sockets_;

@@ -79,6 +79,12 @@ TimePoint ReflexiveGatherer::next_deadline() const {
   return t;
 }
 
+void ReflexiveGatherer::refresh_now(LocalId base, TimePoint now) {
+  for (auto& q : queries_) {
+    if (q.base == base && !q.outstanding) q.next_query = now;
+  }
+}
+
 void ReflexiveGatherer::handle_timeout(TimePoint now) {
   for (auto& q : queries_) {
     if (q.outstanding) {

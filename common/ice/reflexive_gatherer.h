@@ -46,6 +46,10 @@ class ReflexiveGatherer {
   void add_base(LocalId base, const SocketAddress& base_address,
                 const std::vector<SocketAddress>& servers, TimePoint now);
   void remove_base(LocalId base);
+  // Asks again now from `base` (every server without a query in flight): a path from it just
+  // died, and a NAT rebinding would show as a changed mapping within one round trip instead
+  // of at the next refresh.
+  void refresh_now(LocalId base, TimePoint now);
   // True when `m` (received on `base` from `from`) answered one of our queries; the caller
   // then drops it. Responses from elsewhere than the server asked are not consumed.
   bool handle_response(LocalId base, const SocketAddress& from, const stun::Message& m,

@@ -80,6 +80,41 @@ TEST_F(ReflexiveGathererTest, ReportsTheMappingAndRefreshesIt) {
   EXPECT_EQ(r->mapped, addr("198.51.100.2:7000"));
 }
 
+TEST_F(ReflexiveGathererTest, RefreshNowAsksAgainAtOnceAndSeesARebinding) {
+  ReflexiveGatherer g(config_, random_);
+  g.add_base(1, addr("10.0.0.2:5000"), {server4_}, t0_);
+  g.add_base(2, addr("10.0.1.2:5000"), {server4_}, t0_);
+  auto first = *g.poll_transmit();
+  auto other = *g.poll_transmit();
+  ASSERT_EQ(first.local, 1u);
+  ASSERT_TRUE(g.handle_response(1, server4_, answer(first, addr("198.51.100.2:6000")),
+                                t0_ + milliseconds(40)));
+  ASSERT_TRUE(g.handle_response(2, server4_, answer(other, addr("198.51.100.2:6001")),
+                                t0_ + milliseconds(40)));
+  while (g.poll_result()) {
+  }
+  // A path from base 1 died one second later: it asks again now, not after the refresh.
+  const TimePoint died = t0_ + seconds(1);
+  g.refresh_now(1, died);
+  EXPECT_EQ(g.next_deadline(), died);
+  g.handle_timeout(died);
+  auto again = g.poll_transmit();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->local, 1u);
+  EXPECT_FALSE(g.poll_transmit());  // base 2 keeps its schedule
+  ASSERT_TRUE(g.handle_response(1, server4_, answer(*again, addr("198.51.100.2:7000")),
+                                died + milliseconds(40)));
+  auto r = g.poll_result();
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->changed);
+  EXPECT_EQ(r->mapped, addr("198.51.100.2:7000"));
+  // A query in flight is not restarted.
+  g.refresh_now(1, died + milliseconds(50));
+  g.handle_timeout(died + milliseconds(50));
+  g.refresh_now(1, died + milliseconds(60));
+  EXPECT_GT(g.next_deadline(), died + milliseconds(60));
+}
+
 TEST_F(ReflexiveGathererTest, RetransmitsThenReportsALostMapping) {
   ReflexiveGatherer g(config_, random_);
   g.add_base(1, addr("10.0.0.2:5000"), {server4_}, t0_);
