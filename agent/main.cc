@@ -6,11 +6,11 @@
 
 #include "agent/commands/agent_cli.h"
 #include "agent/commands/ice.h"
+#include "agent/commands/interfaces.h"
 #include "agent/commands/perf.h"
 #include "agent/commands/pipe.h"
 #include "agent/commands/status.h"
 #include "agent/commands/transfer.h"
-#include "agent/commands/interfaces.h"
 #include "agent/doctor/doctor.h"
 
 int main(int argc, char** argv) {
@@ -81,12 +81,15 @@ int main(int argc, char** argv) {
   roam::agent::AgentCli send_cli;
   roam::agent::SendOptions send;
   auto* sendcmd = app.add_subcommand(
-      "send", "Send a file to a peer over one QUIC connection (relay first, then direct, migrating "
-              "across networks); prints its size and SHA-256 as verified by the receiver");
+      "send",
+      "Send a file to a peer over one QUIC connection (relay first, then direct, migrating "
+      "across networks); prints its size and SHA-256 as verified by the receiver");
   sendcmd->add_option("FILE", send.file, "the file to send")->required();
   sendcmd->add_option("--to", send_cli.options.connect_peer, "the peer's id")->required();
   double send_rate = 0;
-  sendcmd->add_option("--rate", send_rate, "pace the file at this many Mbit/s (default: as fast as the path allows)")
+  sendcmd
+      ->add_option("--rate", send_rate,
+                   "pace the file at this many Mbit/s (default: as fast as the path allows)")
       ->check(CLI::PositiveNumber);
   roam::agent::add_agent_options(*sendcmd, send_cli);
 
@@ -94,8 +97,7 @@ int main(int argc, char** argv) {
   roam::agent::RecvOptions recv;
   auto* recvcmd = app.add_subcommand(
       "recv", "Receive files from peers into a directory (each verified by SHA-256)");
-  recvcmd->add_option("--out", recv.out_dir, "directory for received files")
-      ->envname("ROAM_OUT");
+  recvcmd->add_option("--out", recv.out_dir, "directory for received files")->envname("ROAM_OUT");
   recvcmd->add_flag("--once", recv.once, "exit after the first complete file");
   roam::agent::add_agent_options(*recvcmd, recv_cli);
 
@@ -124,8 +126,9 @@ int main(int argc, char** argv) {
 
   roam::agent::StatusOptions status;
   auto* statuscmd = app.add_subcommand(
-      "status", "Show the running agents' sessions, pairs with state and RTT, the active path "
-                "and why it is relayed");
+      "status",
+      "Show the running agents' sessions, pairs with state and RTT, the active path "
+      "and why it is relayed");
   statuscmd->add_option("--socket", status.socket, "ask only this agent's status socket");
   statuscmd->add_flag("--json", status.json, "one JSON object per agent");
 

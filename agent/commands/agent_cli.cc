@@ -8,11 +8,14 @@ namespace roam::agent {
 void add_agent_options(CLI::App& command, AgentCli& cli) {
   auto& o = cli.options;
   const char* group = "Session";
-  command.add_option("--signal", o.signaling_urls, "roam-signaling URL wss://HOST:PORT/ (repeatable)")
+  command
+      .add_option("--signal", o.signaling_urls, "roam-signaling URL wss://HOST:PORT/ (repeatable)")
       ->envname("ROAM_SIGNAL")
       ->delimiter(',')
       ->group(group);
-  command.add_option("--token", o.token, "signaling token (JWT)")->envname("ROAM_TOKEN")->group(group);
+  command.add_option("--token", o.token, "signaling token (JWT)")
+      ->envname("ROAM_TOKEN")
+      ->group(group);
   command.add_option("--token-file", cli.token_file, "read the signaling token from this file")
       ->envname("ROAM_TOKEN_FILE")
       ->group(group);
@@ -39,8 +42,9 @@ void add_agent_options(CLI::App& command, AgentCli& cli) {
       ->group(group);
   command.add_flag("--relay-only", o.relay_only, "never use direct paths")->group(group);
   command.add_flag("--direct-only", o.direct_only, "never use the relay")->group(group);
-  command.add_flag("--loopback", o.loopback,
-                   "gather on loopback too (two agents on one machine: tests, demo)")
+  command
+      .add_flag("--loopback", o.loopback,
+                "gather on loopback too (two agents on one machine: tests, demo)")
       ->group(group);
   command.add_option("--region", o.region, "relay region hint")->group(group);
   command.add_option("--stats-interval", cli.stats_interval_s, "seconds between stats events")

@@ -23,8 +23,12 @@ constexpr Duration kRateTick = milliseconds(2);
 // A switch's blackout is measured only if data resumes within this time (else the run ended).
 constexpr Duration kMaxBlackout = seconds(30);
 
-double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-double secs(Duration d) { return std::chrono::duration<double>(d).count(); }
+double ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+double secs(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 std::string describe_path(const std::optional<ice::PairInfo>& pair, const std::string& ifname) {
   if (!pair) return "-";
@@ -58,8 +62,8 @@ class PerfApp final : public Application {
     context.quic().write(*stream_, session::encode(header));
     start_ = last_tick_ = Clock::now();
     end_timer_ = std::make_unique<asio::steady_timer>(context.executor());
-    end_timer_->expires_after(std::chrono::duration_cast<Duration>(
-        std::chrono::duration<double>(options_.duration_s)));
+    end_timer_->expires_after(
+        std::chrono::duration_cast<Duration>(std::chrono::duration<double>(options_.duration_s)));
     end_timer_->async_wait([this](const boost::system::error_code& ec) {
       if (ec || sending_done_) return;
       sending_done_ = true;
@@ -152,7 +156,8 @@ class PerfApp final : public Application {
     credit_ += *options_.rate_mbit * 1e6 / 8 * secs(now - last_tick_);
     last_tick_ = now;
     while (credit_ >= 1) {
-      const std::size_t want = std::min<std::size_t>(chunk_.size(), static_cast<std::size_t>(credit_));
+      const std::size_t want =
+          std::min<std::size_t>(chunk_.size(), static_cast<std::size_t>(credit_));
       const std::size_t n = context_->quic().write(*stream_, ByteSpan(chunk_.data(), want));
       written_ += n;
       credit_ -= static_cast<double>(n);
@@ -224,18 +229,20 @@ class PerfApp final : public Application {
   void line(const char* what, const Switch& s) {
     const auto& c = s.change;
     if (options_.json) {
-      json::object o{{"event", what},
-                     {"t_s", secs(c.at - start_)},
-                     {"reason", c.reason},
-                     {"from", c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-"},
-                     {"to", describe_path(c.to, context_->quic().interface_of(c.to))},
-                     {"blackout_ms", s.blackout ? ms(*s.blackout) : -1.0}};
+      json::object o{
+          {"event", what},
+          {"t_s", secs(c.at - start_)},
+          {"reason", c.reason},
+          {"from", c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-"},
+          {"to", describe_path(c.to, context_->quic().interface_of(c.to))},
+          {"blackout_ms", s.blackout ? ms(*s.blackout) : -1.0}};
       out_ << json::serialize(o) << "\n";
     } else {
       char text[64];
       std::snprintf(text, sizeof text, "%7.2f s  path switch (", secs(c.at - start_));
-      out_ << text << c.reason << "): " << (c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-") << "  =>  "
-           << describe_path(c.to, context_->quic().interface_of(c.to)) << "  blackout "
+      out_ << text << c.reason << "): "
+           << (c.from.id ? describe_path(c.from, context_->quic().interface_of(c.from)) : "-")
+           << "  =>  " << describe_path(c.to, context_->quic().interface_of(c.to)) << "  blackout "
            << (s.blackout ? std::to_string(ms(*s.blackout)) + " ms" : std::string("?")) << "\n";
     }
     out_.flush();
@@ -253,24 +260,26 @@ class PerfApp final : public Application {
       auto pair = context_->quic().active_pair();
       const double rtt = stats ? ms(stats->smoothed_rtt) : 0;
       if (options_.json) {
-        out_ << json::serialize(json::object{{"event", "interval"},
-                                             {"t_s", secs(now - start_)},
-                                             {"mbit_s", mbit},
-                                             {"rtt_ms", rtt},
-                                             {"path", describe_path(pair, pair ? context_->quic().interface_of(*pair) : "")}})
+        out_ << json::serialize(json::object{
+                    {"event", "interval"},
+                    {"t_s", secs(now - start_)},
+                    {"mbit_s", mbit},
+                    {"rtt_ms", rtt},
+                    {"path",
+                     describe_path(pair, pair ? context_->quic().interface_of(*pair) : "")}})
              << "\n";
       } else {
         char text[96];
-        std::snprintf(text, sizeof text, "%7.2f s  %9.2f Mbit/s  rtt %6.1f ms  ", secs(now - start_),
-                      mbit, rtt);
-        out_ << text << describe_path(pair, pair ? context_->quic().interface_of(*pair) : "") << "\n";
+        std::snprintf(text, sizeof text, "%7.2f s  %9.2f Mbit/s  rtt %6.1f ms  ",
+                      secs(now - start_), mbit, rtt);
+        out_ << text << describe_path(pair, pair ? context_->quic().interface_of(*pair) : "")
+             << "\n";
       }
       out_.flush();
-      context_->events().write("perf_interval",
-                               {{"mbit_s", mbit},
-                                {"rtt_ms", rtt},
-                                {"kind", pair ? ice::to_string(pair->kind) : "none"}},
-                               now);
+      context_->events().write(
+          "perf_interval",
+          {{"mbit_s", mbit}, {"rtt_ms", rtt}, {"kind", pair ? ice::to_string(pair->kind) : "none"}},
+          now);
       tick_interval();
     });
   }

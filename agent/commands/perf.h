@@ -15,10 +15,10 @@ namespace roam::agent {
 struct PerfOptions {
   AgentOptions agent;
   bool listen = false;
-  bool once = false;          // --listen: exit after one test
-  double duration_s = 10;     // sender
+  bool once = false;                // --listen: exit after one test
+  double duration_s = 10;           // sender
   std::optional<double> rate_mbit;  // sender: constant rate (else bulk)
-  bool json = false;          // one JSON object per line instead of text
+  bool json = false;                // one JSON object per line instead of text
 };
 
 int run_perf(const PerfOptions& options, std::ostream& out, std::ostream& err);

@@ -78,7 +78,8 @@ class PipeApp final : public Application {
   }
 
   void stream_reset(quic::StreamId id, std::uint64_t code) override {
-    if (stream_ && id == *stream_) context_->stop(1, "peer reset the pipe (" + std::to_string(code) + ")");
+    if (stream_ && id == *stream_)
+      context_->stop(1, "peer reset the pipe (" + std::to_string(code) + ")");
   }
 
   int connection_closed(const std::string& reason) override {

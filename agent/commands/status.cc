@@ -28,7 +28,9 @@ std::string text(const json::value* v) {
   return json::serialize(*v);
 }
 
-const json::value* field(const json::object& o, std::string_view key) { return o.if_contains(key); }
+const json::value* field(const json::object& o, std::string_view key) {
+  return o.if_contains(key);
+}
 
 std::string describe_pair(const json::object& p) {
   std::string s = text(field(p, "kind")) + " " + text(field(p, "interface")) + " " +
@@ -54,7 +56,9 @@ void print(const json::object& status, std::ostream& out) {
       << text(field(s, "ice_role")) << ")\n";
   if (auto* q = field(s, "quic"); q && q->is_object()) {
     const auto& quic = q->as_object();
-    out << "  QUIC " << (quic.contains("connected") && quic.at("connected").as_bool() ? "connected" : "connecting")
+    out << "  QUIC "
+        << (quic.contains("connected") && quic.at("connected").as_bool() ? "connected"
+                                                                         : "connecting")
         << " as " << text(field(quic, "role")) << ", rtt " << text(field(quic, "rtt_ms"))
         << " ms, migrations " << text(field(quic, "migrations")) << "\n";
     if (auto* a = field(quic, "active_path"); a && a->is_object()) {

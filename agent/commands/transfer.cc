@@ -32,7 +32,9 @@ constexpr std::size_t kReadChunk = 256 * 1024;
 constexpr std::uint64_t kRefused = 2;
 constexpr std::uint64_t kWriteFailed = 3;
 
-double seconds_since(TimePoint t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(TimePoint t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // --- sender -----------------------------------------------------------------------------------
 
@@ -63,8 +65,7 @@ class SendApp final : public Application {
     }
     stream_ = *id;
     started_ = Clock::now();
-    pending_ = session::encode(
-        session::FileHeader{fs::path(path_).filename().string(), size_});
+    pending_ = session::encode(session::FileHeader{fs::path(path_).filename().string(), size_});
     header_size_ = pending_.size();
     if (rate_mbit_) {
       rate_timer_ = std::make_unique<boost::asio::steady_timer>(context.executor());
@@ -106,8 +107,9 @@ class SendApp final : public Application {
     out_ << "sent " << fs::path(path_).filename().string() << " " << size_ << " bytes sha256 "
          << sha256_hex_ << " in " << secs << " s ("
          << (secs > 0 ? static_cast<double>(size_) * 8 / secs / 1e6 : 0) << " Mbit/s); receiver "
-         << (ok ? "verified" : "got a different file: " + std::to_string(result->size) +
-                                   " bytes sha256 " + result->sha256)
+         << (ok ? "verified"
+                : "got a different file: " + std::to_string(result->size) + " bytes sha256 " +
+                      result->sha256)
          << "\n";
     context_->events().write("transfer_complete",
                              {{"direction", "sent"},
@@ -283,8 +285,9 @@ class RecvApp final : public Application {
     if (!data.empty()) {
       if (in.received + data.size() > in.size ||
           std::fwrite(data.data(), 1, data.size(), in.file) != data.size()) {
-        refuse(id, in.received + data.size() > in.size ? "more bytes than announced"
-                                                        : "writing " + in.temp_path + " failed",
+        refuse(id,
+               in.received + data.size() > in.size ? "more bytes than announced"
+                                                   : "writing " + in.temp_path + " failed",
                kWriteFailed);
         return;
       }
@@ -332,8 +335,11 @@ class RecvApp final : public Application {
   json::object status() const override {
     json::array files;
     for (const auto& [id, in] : incoming_) {
-      files.push_back({{"stream", id}, {"name", in.name}, {"size", in.size},
-                       {"received", in.received}, {"done", in.done}});
+      files.push_back({{"stream", id},
+                       {"name", in.name},
+                       {"size", in.size},
+                       {"received", in.received},
+                       {"done", in.done}});
     }
     return {{"out", options_.out_dir}, {"completed", completed_}, {"files", std::move(files)}};
   }
@@ -357,10 +363,9 @@ class RecvApp final : public Application {
   bool open(Incoming& in, const session::FileHeader& header) {
     in.name = header.name;
     in.size = header.size;
-    in.temp_path =
-        (fs::path(options_.out_dir) / ("." + header.name + ".roam-partial-" +
-                                       std::to_string(::getpid())))
-            .string();
+    in.temp_path = (fs::path(options_.out_dir) /
+                    ("." + header.name + ".roam-partial-" + std::to_string(::getpid())))
+                       .string();
     in.file = std::fopen(in.temp_path.c_str(), "wb");
     in.progress = std::make_unique<ProgressBar>(header.size);
     in.started = Clock::now();

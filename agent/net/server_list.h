@@ -5,8 +5,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/util/socket_address.h"
 #include "common/util/expected.h"
+#include "common/util/socket_address.h"
 
 namespace roam::agent {
 

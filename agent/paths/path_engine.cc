@@ -999,9 +999,15 @@ bool PathEngine::send_to(ice::LocalId local, const SocketAddress& to, ByteSpan d
 void PathEngine::on_remote_candidate_removed(const SocketAddress& address) {
   impl_->on_remote_candidate_removed(address);
 }
-void PathEngine::on_peer_path_failure() { impl_->on_peer_path_failure(); }
-std::vector<std::string> PathEngine::local_candidates() const { return impl_->local_candidates(); }
-bool PathEngine::has_local(ice::LocalId local) const { return impl_->has_local(local); }
+void PathEngine::on_peer_path_failure() {
+  impl_->on_peer_path_failure();
+}
+std::vector<std::string> PathEngine::local_candidates() const {
+  return impl_->local_candidates();
+}
+bool PathEngine::has_local(ice::LocalId local) const {
+  return impl_->has_local(local);
+}
 std::string PathEngine::interface_of(const ice::PairInfo& pair) const {
   return impl_->interface_of(pair);
 }

@@ -1,8 +1,9 @@
 // The agent's connection to roam-signaling (docs/signaling-protocol.md): connects to the first
 // reachable URL, says `hello`, and keeps the connection up: after a drop (network change,
 // instance restart 1012, kill) it retries the same URL at once, then every other URL at once,
-// then backs off exponentially between rounds over the URLs, and says `hello` again; sessions survive on the server side. Messages sent while
-// disconnected wait in a bounded queue and go out after the next `welcome`.
+// then backs off exponentially between rounds over the URLs, and says `hello` again; sessions
+// survive on the server side. Messages sent while disconnected wait in a bounded queue and go out
+// after the next `welcome`.
 //
 // Fatal answers end the link instead of retrying: a refused token (1008 bad_token /
 // token_expired / unsupported_version) and being replaced by another login of the same peer

@@ -1,5 +1,6 @@
 // The agent's Prometheus metrics (`--metrics HOST:PORT`): stream bytes, path switches by reason,
-// the blackout around them, the active path's kind. Optional: an agent on a laptop rarely has a Prometheus scraping it.
+// the blackout around them, the active path's kind. Optional: an agent on a laptop rarely has a
+// Prometheus scraping it.
 #pragma once
 
 #include <memory>

@@ -39,11 +39,14 @@ bool looks_like_initial(ByteSpan data) {
   if (data.size() < 7) return false;
   const auto first = std::to_integer<std::uint8_t>(data[0]);
   if ((first & 0x80) == 0 || ((first & 0x30) >> 4) != 0) return false;
-  return std::to_integer<std::uint8_t>(data[1]) == 0 && std::to_integer<std::uint8_t>(data[2]) == 0 &&
+  return std::to_integer<std::uint8_t>(data[1]) == 0 &&
+         std::to_integer<std::uint8_t>(data[2]) == 0 &&
          std::to_integer<std::uint8_t>(data[3]) == 0 && std::to_integer<std::uint8_t>(data[4]) == 1;
 }
 
-double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 }  // namespace
 
@@ -130,7 +133,8 @@ quic::ConnectionHandlers QuicSession::connection_handlers() {
   h.path_validated = [this](quic::PathId id, bool ok) {
     auto it = paths_.find(id);
     json::object fields{{"ok", ok}};
-    if (it != paths_.end()) fields["path"] = pair_json(it->second.pair, engine_.interface_of(it->second.pair));
+    if (it != paths_.end())
+      fields["path"] = pair_json(it->second.pair, engine_.interface_of(it->second.pair));
     log_.write("path_validated", std::move(fields), Clock::now());
   };
   h.closed = [this](const std::string& reason) {
@@ -205,8 +209,8 @@ void QuicSession::accept(ice::LocalId local, const SocketAddress& from, ByteSpan
   config.is_client = false;
   config.peer_fingerprint = *session_.fingerprint;
   const quic::PathId id = server_path_for(local, from, now);
-  auto c = quic::Connection::accept(config, identity_, id, data, random_, now,
-                                    connection_handlers());
+  auto c =
+      quic::Connection::accept(config, identity_, id, data, random_, now, connection_handlers());
   if (!c) {
     log_.write("error", {{"what", "quic_accept"}, {"error", c.error()}}, now);
     paths_.erase(id);
@@ -321,8 +325,9 @@ void QuicSession::switched(quic::PathId from, quic::PathId to, const std::string
   json::object fields{{"reason", reason},
                       {"kind", ice::to_string(change.to.kind)},
                       {"to", pair_json(change.to, engine_.interface_of(change.to))}};
-  fields["from"] = from == 0 ? json::value(nullptr)
-                             : json::value(pair_json(change.from, engine_.interface_of(change.from)));
+  fields["from"] = from == 0
+                       ? json::value(nullptr)
+                       : json::value(pair_json(change.from, engine_.interface_of(change.from)));
   log_.write("path_switched", std::move(fields), change.at);
   if (handlers_.path_switched) handlers_.path_switched(change);
 }
@@ -338,10 +343,10 @@ void QuicSession::send_transmit(const quic::Transmit& t) {
     // The server's end of the client's path may be dead (its interface went away, or the pair
     // failed): answer on the best pair it has, so the client hears it (and the switch request).
     const ice::Agent* agent = engine_.ice_agent();
-    const bool gone = !engine_.has_local(pair->local) ||
-                      (agent && pair->id != 0 &&
-                       agent->pair_state(pair->id).value_or(ice::PairState::kFailed) ==
-                           ice::PairState::kFailed);
+    const bool gone =
+        !engine_.has_local(pair->local) ||
+        (agent && pair->id != 0 &&
+         agent->pair_state(pair->id).value_or(ice::PairState::kFailed) == ice::PairState::kFailed);
     if (gone && (fallback = engine_.selected_pair())) pair = &*fallback;
   }
   engine_.send_to(pair->local, pair->remote, t.data, t.ack_eliciting);
@@ -404,7 +409,8 @@ void QuicSession::on_timer() {
   flush_now();
 }
 
-// --- control stream -------------------------------------------------------------------------------
+// --- control stream
+// -------------------------------------------------------------------------------
 
 void QuicSession::open_control_stream() {
   auto id = connection_->open_stream();
@@ -481,7 +487,8 @@ void QuicSession::send_ping() {
   });
 }
 
-// --- application API ----------------------------------------------------------------------------------
+// --- application API
+// ----------------------------------------------------------------------------------
 
 expected<quic::StreamId, std::string> QuicSession::open_stream() {
   if (!connection_ || !connected_) return unexpected(std::string("not connected"));
@@ -538,9 +545,8 @@ std::optional<ice::PairInfo> QuicSession::active_pair() const {
 }
 
 json::object QuicSession::status() const {
-  json::object o{{"role", is_client_ ? "client" : "server"},
-                 {"connected", connected_},
-                 {"closed", closed_}};
+  json::object o{
+      {"role", is_client_ ? "client" : "server"}, {"connected", connected_}, {"closed", closed_}};
   if (auto pair = active_pair()) o["active_path"] = pair_json(*pair, engine_.interface_of(*pair));
   if (auto s = stats()) {
     o["rtt_ms"] = ms(s->smoothed_rtt);

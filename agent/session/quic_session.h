@@ -139,7 +139,7 @@ class QuicSession {
 
   std::optional<quic::StreamId> control_stream_;
   session::ControlFrameReader control_reader_;
-  Bytes control_pending_;  // control bytes the stream did not accept yet
+  Bytes control_pending_;               // control bytes the stream did not accept yet
   std::vector<std::string> announced_;  // local candidates sent over the control stream
 
   boost::asio::steady_timer timer_;

@@ -12,12 +12,12 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
+#include "agent/net/server_list.h"
 #include "agent/paths/path_engine.h"
 #include "agent/paths/path_events.h"
 #include "agent/paths/signaling_link.h"
 #include "agent/session/agent_metrics.h"
 #include "agent/session/status_server.h"
-#include "agent/net/server_list.h"
 
 namespace roam::agent {
 
@@ -35,7 +35,9 @@ constexpr Duration kConnectRetry = seconds(1);
 // Exit status when a signal ends the run (shell convention 128 + SIGINT).
 constexpr int kInterrupted = 130;
 
-double ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+double ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 class Runtime final : public SessionContext {
  public:
@@ -84,7 +86,8 @@ class Runtime final : public SessionContext {
   bool goodput_flowing_ = false;
   std::uint64_t sent_reported_ = 0;
   TimePoint last_data_{};                    // the last application byte received
-  std::optional<TimePoint> blackout_since_;  // a path switch is waiting for the next byte  // QuicSession::bytes_written() already in the metrics
+  std::optional<TimePoint> blackout_since_;  // a path switch is waiting for the next byte  //
+                                             // QuicSession::bytes_written() already in the metrics
   TimePoint start_ = Clock::now();
   TimePoint session_started_{};
   asio::steady_timer connect_timer_{io_};
@@ -214,7 +217,8 @@ int Runtime::run() {
     std::filesystem::create_directories(status_socket_dir(), ec);
     std::filesystem::permissions(status_socket_dir(), std::filesystem::perms::owner_all, ec);
   }
-  if (auto s = StatusServer::start(io_.get_executor(), socket_path, [this] { return status_json(); })) {
+  if (auto s =
+          StatusServer::start(io_.get_executor(), socket_path, [this] { return status_json(); })) {
     status_server_ = std::move(*s);
   } else {
     events_->write("error", {{"what", "status_socket"}, {"error", s.error()}}, Clock::now());
@@ -314,7 +318,8 @@ void Runtime::on_session(const signaling::Session& s) {
   h.stream_data = [this](quic::StreamId id, ByteSpan data, bool fin) {
     if (!first_byte_ && !data.empty()) {
       first_byte_ = true;
-      json::object fields{{"stream", id}, {"since_session_ms", ms(Clock::now() - session_started_)}};
+      json::object fields{{"stream", id},
+                          {"since_session_ms", ms(Clock::now() - session_started_)}};
       if (auto pair = quic_->active_pair()) fields["kind"] = ice::to_string(pair->kind);
       events_->write("first_byte", std::move(fields), Clock::now());
     }

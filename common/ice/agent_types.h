@@ -76,7 +76,7 @@ enum class PairFailure : std::uint8_t {
   kDataTimeout,       // the owner expected data on it and none came within the liveness timeout
   kLocalCandidateRemoved,  // remove_local_candidate / remove_interface: the pair is gone
   kRemoteCandidateRemoved,
-  kEvicted,  // dropped to make room for a higher-priority pair (AgentConfig::max_pairs)
+  kEvicted,       // dropped to make room for a higher-priority pair (AgentConfig::max_pairs)
   kPeerReported,  // the peer said its end of the selected pair died (Agent::fail_selected)
 };
 std::string_view to_string(PairFailure failure);
