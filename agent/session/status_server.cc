@@ -1,7 +1,12 @@
 #include "agent/session/status_server.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/read.hpp>
@@ -16,6 +21,8 @@ using local = asio::local::stream_protocol;
 namespace {
 // A status answer is a few KiB; more means something is wrong with the peer of the socket.
 constexpr std::size_t kMaxAnswer = 1 << 20;
+// How long `roam status` waits for one agent's answer.
+constexpr int kAnswerTimeoutSeconds = 2;
 }  // namespace
 
 struct StatusServer::State {
@@ -70,14 +77,26 @@ expected<std::string, std::string> query_status(const std::string& path) {
   boost::system::error_code ec;
   socket.connect(local::endpoint(path), ec);
   if (ec) return unexpected(path + ": " + ec.message());
+  // A stuck agent must not hang `roam status`.
+  const timeval timeout{.tv_sec = kAnswerTimeoutSeconds, .tv_usec = 0};
+  ::setsockopt(socket.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   std::string text;
   char buffer[4096];
+  // Plain recv(): Asio's synchronous read would wait out SO_RCVTIMEO with poll() forever.
   for (;;) {
-    const std::size_t n = socket.read_some(asio::buffer(buffer), ec);
-    text.append(buffer, n);
-    if (ec || text.size() > kMaxAnswer) break;
+    const ssize_t n = ::recv(socket.native_handle(), buffer, sizeof buffer, 0);
+    if (n == 0) break;  // the agent closed: the answer is complete
+    if (n < 0) {
+      const int e = errno;
+      if (e == EINTR) continue;
+      return unexpected(path + ": " +
+                        (e == EAGAIN || e == EWOULDBLOCK
+                             ? "no answer within " + std::to_string(kAnswerTimeoutSeconds) + " s"
+                             : std::string(std::strerror(e))));
+    }
+    text.append(buffer, static_cast<std::size_t>(n));
+    if (text.size() > kMaxAnswer) return unexpected(path + ": answer too large");
   }
-  if (ec != asio::error::eof) return unexpected(path + ": " + ec.message());
   return text;
 }
 
