@@ -6,6 +6,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json.hpp>
 
+#include "agent/commands/rate_credit.h"
 #include "agent/paths/path_events.h"
 #include "common/session/stream_header.h"
 
@@ -18,8 +19,6 @@ namespace {
 
 constexpr std::size_t kChunk = 64 * 1024;
 constexpr Duration kInterval = seconds(1);
-// Constant-rate mode: credit is added on this tick (small enough for smooth pacing at 1 Gbit/s).
-constexpr Duration kRateTick = milliseconds(2);
 // A switch's blackout is measured only if data resumes within this time (else the run ended).
 constexpr Duration kMaxBlackout = seconds(30);
 
@@ -60,7 +59,7 @@ class PerfApp final : public Application {
     header.duration_ms = static_cast<std::uint32_t>(options_.duration_s * 1000);
     if (options_.rate_mbit) header.rate_bps = static_cast<std::uint64_t>(*options_.rate_mbit * 1e6);
     context.quic().write(*stream_, session::encode(header));
-    start_ = last_tick_ = Clock::now();
+    start_ = Clock::now();
     end_timer_ = std::make_unique<asio::steady_timer>(context.executor());
     end_timer_->expires_after(
         std::chrono::duration_cast<Duration>(std::chrono::duration<double>(options_.duration_s)));
@@ -71,6 +70,7 @@ class PerfApp final : public Application {
       context_->quic().flush();
     });
     if (options_.rate_mbit) {
+      rate_.emplace(*options_.rate_mbit, start_);
       rate_timer_ = std::make_unique<asio::steady_timer>(context.executor());
       tick_rate();
     } else {
@@ -152,17 +152,14 @@ class PerfApp final : public Application {
 
   void tick_rate() {
     if (sending_done_) return;
-    const TimePoint now = Clock::now();
-    credit_ += *options_.rate_mbit * 1e6 / 8 * secs(now - last_tick_);
-    last_tick_ = now;
-    while (credit_ >= 1) {
-      const std::size_t want =
-          std::min<std::size_t>(chunk_.size(), static_cast<std::size_t>(credit_));
+    rate_->accrue(Clock::now());
+    while (const std::size_t available = rate_->available()) {
+      const std::size_t want = std::min(chunk_.size(), available);
       const std::size_t n = context_->quic().write(*stream_, ByteSpan(chunk_.data(), want));
       written_ += n;
-      credit_ -= static_cast<double>(n);
+      rate_->spend(n);
       if (n < want) {
-        credit_ = std::min(credit_, static_cast<double>(kChunk));  // no burst after a stall
+        rate_->cap(kChunk);
         break;
       }
     }
@@ -318,9 +315,9 @@ class PerfApp final : public Application {
   session::StreamHeaderReader reader_;
   std::optional<session::PerfHeader> header_;
   std::unique_ptr<asio::steady_timer> interval_timer_, end_timer_, rate_timer_;
-  TimePoint start_{}, last_tick_{}, last_data_{};
+  TimePoint start_{}, last_data_{};
   Duration max_gap_{};
-  double credit_ = 0;
+  std::optional<RateCredit> rate_;
   std::uint64_t written_ = 0, received_ = 0, last_total_ = 0;
   std::vector<Switch> switches_;
   bool sending_done_ = false;

@@ -12,6 +12,7 @@
 #include <boost/json.hpp>
 
 #include "agent/commands/progress.h"
+#include "agent/commands/rate_credit.h"
 #include "common/crypto/digest.h"
 #include "common/session/stream_header.h"
 
@@ -24,8 +25,6 @@ namespace {
 
 // Bytes read, hashed and queued per turn of the event loop (pump()).
 constexpr std::size_t kPumpBudget = 256 * 1024;
-// --rate: credit is added on this tick.
-constexpr Duration kRateTick = milliseconds(2);
 // File bytes read per refill of the send buffer.
 constexpr std::size_t kReadChunk = 256 * 1024;
 // Application error codes on a reset stream.
@@ -69,8 +68,7 @@ class SendApp final : public Application {
     header_size_ = pending_.size();
     if (rate_mbit_) {
       rate_timer_ = std::make_unique<boost::asio::steady_timer>(context.executor());
-      last_tick_ = Clock::now();
-      credit_ = static_cast<double>(header_size_);
+      rate_.emplace(*rate_mbit_, Clock::now(), static_cast<double>(header_size_));
       tick_rate();
     } else {
       pump();
@@ -146,20 +144,16 @@ class SendApp final : public Application {
  private:
   std::uint64_t acked() const {
     if (!stream_ || !context_) return 0;
-    const std::uint64_t queued = written_ + (pending_.size() - pending_offset_);
     const std::uint64_t unacked = context_->quic().unacked(*stream_);
     const std::uint64_t file_queued = written_ > header_size_ ? written_ - header_size_ : 0;
-    (void)queued;
     return file_queued > unacked ? file_queued - unacked : 0;
   }
 
   // --rate: credit accrues every tick; pump() writes at most the credit.
   void tick_rate() {
     if (done_ || finished_) return;
-    const TimePoint now = Clock::now();
-    credit_ += *rate_mbit_ * 1e6 / 8 * std::chrono::duration<double>(now - last_tick_).count();
-    credit_ = std::min(credit_, static_cast<double>(kReadChunk));  // no burst after a stall
-    last_tick_ = now;
+    rate_->accrue(Clock::now());
+    rate_->cap(kReadChunk);
     pump();
     rate_timer_->expires_after(kRateTick);
     rate_timer_->async_wait([this](const boost::system::error_code& ec) {
@@ -201,14 +195,14 @@ class SendApp final : public Application {
         hash_.update(ByteSpan(pending_.data(), n));
       }
       ByteSpan rest(pending_.data() + pending_offset_, pending_.size() - pending_offset_);
-      if (rate_mbit_) rest = rest.first(std::min<std::size_t>(rest.size(), credit_));
+      if (rate_) rest = rest.first(std::min(rest.size(), rate_->available()));
       if (rest.empty()) break;
       const std::size_t n = quic.write(*stream_, rest);
       pending_offset_ += n;
       written_ += n;
       budget -= std::min(budget, n);
-      if (rate_mbit_) credit_ -= static_cast<double>(n);
-      if (n < rest.size() || (rate_mbit_ && credit_ < 1)) break;  // resumed by acks / the tick
+      if (rate_) rate_->spend(n);
+      if (n < rest.size() || (rate_ && rate_->available() == 0)) break;  // acks / the tick resume
     }
     quic.flush();
   }
@@ -226,8 +220,7 @@ class SendApp final : public Application {
   std::FILE* file_;
   std::optional<double> rate_mbit_;
   std::unique_ptr<boost::asio::steady_timer> rate_timer_;
-  TimePoint last_tick_{};
-  double credit_ = 0;
+  std::optional<RateCredit> rate_;
   std::ostream& out_;
   std::ostream& err_;
   ProgressBar progress_;

@@ -232,21 +232,24 @@ class PathEngine::Impl : public std::enable_shared_from_this<PathEngine::Impl> {
   }
   const ice::Agent* agent() const { return agent_.get(); }
 
+  json::array pairs_json() const {
+    json::array pairs;
+    if (!agent_) return pairs;
+    for (const auto& p : agent_->pairs()) {
+      json::object o = pair_json(p, interface_name(p));
+      auto state = agent_->pair_state(p.id);
+      o["state"] = state ? ice::to_string(*state) : "failed";
+      auto it = counters_.find({p.local, p.remote});
+      o["sent"] = it == counters_.end() ? 0 : it->second.sent;
+      o["received"] = it == counters_.end() ? 0 : it->second.received;
+      pairs.push_back(std::move(o));
+    }
+    return pairs;
+  }
+
   void write_stats() {
     const TimePoint now = Clock::now();
-    json::array pairs;
-    if (agent_) {
-      for (const auto& p : agent_->pairs()) {
-        json::object o = pair_json(p, interface_name(p));
-        auto state = agent_->pair_state(p.id);
-        o["state"] = state ? ice::to_string(*state) : "failed";
-        auto it = counters_.find({p.local, p.remote});
-        o["sent"] = it == counters_.end() ? 0 : it->second.sent;
-        o["received"] = it == counters_.end() ? 0 : it->second.received;
-        pairs.push_back(std::move(o));
-      }
-    }
-    json::object fields{{"pairs", std::move(pairs)}};
+    json::object fields{{"pairs", pairs_json()}};
     if (agent_) {
       const auto& s = agent_->stats();
       fields["requests_sent"] = s.requests_sent;
@@ -1007,6 +1010,9 @@ std::vector<std::string> PathEngine::local_candidates() const {
 }
 bool PathEngine::has_local(ice::LocalId local) const {
   return impl_->has_local(local);
+}
+boost::json::array PathEngine::pairs_json() const {
+  return impl_->pairs_json();
 }
 std::string PathEngine::interface_of(const ice::PairInfo& pair) const {
   return impl_->interface_of(pair);

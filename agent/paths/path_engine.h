@@ -22,6 +22,7 @@
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/json/array.hpp>
 
 #include "agent/paths/event_log.h"
 #include "common/ice/agent.h"
@@ -95,6 +96,8 @@ class PathEngine {
   // Every local candidate the agent has now (RFC 8839 text), e.g. to send them again over
   // another channel.
   std::vector<std::string> local_candidates() const;
+  // Every pair as in the `stats` event (pair members, state, datagrams sent and received).
+  boost::json::array pairs_json() const;
   // The interface name of a pair's local side ("" when unknown), for logs and status.
   std::string interface_of(const ice::PairInfo& pair) const;
   // Whether `local` still exists (its socket or relay allocation).

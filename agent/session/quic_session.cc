@@ -249,12 +249,17 @@ quic::PathId QuicSession::server_path_for(ice::LocalId local, const SocketAddres
   }
   const quic::PathId id = next_path_++;
   paths_[id] = PathBinding{pair, now};
+  trim_paths();
+  return id;
+}
+
+// Keeps the newest kMaxPathBindings identities (and always the current one).
+void QuicSession::trim_paths() {
   while (paths_.size() > kMaxPathBindings) {
     auto oldest = paths_.begin();
     if (oldest->first == current_path_) ++oldest;
     paths_.erase(oldest);
   }
-  return id;
 }
 
 void QuicSession::on_datagram(ice::LocalId local, const SocketAddress& from, ByteSpan data) {
@@ -307,11 +312,7 @@ void QuicSession::migrate_to(const ice::PairInfo& pair, const std::string& reaso
   }
   const quic::PathId old = current_path_;
   current_path_ = id;
-  while (paths_.size() > kMaxPathBindings) {
-    auto oldest = paths_.begin();
-    if (oldest->first == current_path_) ++oldest;
-    paths_.erase(oldest);
-  }
+  trim_paths();
   switched(old, id, reason);
   flush();
 }

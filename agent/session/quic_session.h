@@ -101,6 +101,7 @@ class QuicSession {
   void start_client(const ice::PairInfo& pair);
   void accept(ice::LocalId local, const SocketAddress& from, ByteSpan data);
   quic::PathId server_path_for(ice::LocalId local, const SocketAddress& from, TimePoint now);
+  void trim_paths();
   void migrate_to(const ice::PairInfo& pair, const std::string& reason);
   void send_transmit(const quic::Transmit& t);
   void on_control_data(ByteSpan data);

@@ -410,14 +410,7 @@ json::object Runtime::status_json() const {
     session["ice_role"] = ice::to_string(agent->role());
     session["relay_reason"] = ice::to_string(agent->relay_reason());
     session["relay_reason_description"] = ice::describe(agent->relay_reason());
-    json::array pairs;
-    for (const auto& p : agent->pairs()) {
-      json::object pj = pair_json(p, engine_->interface_of(p));
-      auto state = agent->pair_state(p.id);
-      pj["state"] = state ? ice::to_string(*state) : "failed";
-      pairs.push_back(std::move(pj));
-    }
-    session["pairs"] = std::move(pairs);
+    session["pairs"] = engine_->pairs_json();
     if (auto sel = agent->selected_pair()) {
       session["selected"] = pair_json(*sel, engine_->interface_of(*sel));
     }
