@@ -8,9 +8,7 @@
 #include <boost/asio/ssl/stream_base.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/beast/websocket.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 #include <boost/json.hpp>
 
 #include "common/auth/jwt.h"
@@ -37,6 +35,9 @@ constexpr auto kUseTuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::chrono::seconds kHandshakeTimeout{10};
 // The upgrade request's header section; browsers send ~1-2 KiB.
 constexpr std::uint32_t kMaxUpgradeHeaderBytes = 8 * 1024;
+// Messages encrypted before one flush at most (besides TlsStream's own byte limit), so that
+// metrics and a slow socket are seen to regularly.
+constexpr std::size_t kMaxWriteBatch = 64;
 
 // RFC 6455 §7.4.1 close codes, plus the application range (4000-4999) for "replaced".
 constexpr std::uint16_t kClosePolicy = 1008;
@@ -110,8 +111,13 @@ void Connection::start() {
 }
 
 awaitable<bool> Connection::accept() {
-  auto& tcp = beast::get_lowest_layer(ws_);
-  tcp.expires_after(kHandshakeTimeout);
+  // Slowloris bound: closing the socket ends whichever step is still waiting.
+  hello_timer_.expires_after(kHandshakeTimeout);
+  hello_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    boost::system::error_code ignored;
+    beast::get_lowest_layer(self->ws_).close(ignored);
+  });
   auto [tls_ec] =
       co_await ws_.next_layer().async_handshake(asio::ssl::stream_base::server, kUseTuple);
   if (tls_ec) co_return false;
@@ -149,7 +155,6 @@ awaitable<bool> Connection::accept() {
     }
   }
 
-  tcp.expires_never();  // the WebSocket's own timeouts take over
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = kHandshakeTimeout;  // also bounds the closing handshake
   timeouts.idle_timeout = context_.config.idle_timeout;
@@ -161,6 +166,7 @@ awaitable<bool> Connection::accept() {
   ws_.read_message_max(context_.config.max_message_bytes);
   ws_.auto_fragment(false);
   auto [accept_ec] = co_await ws_.async_accept(request, kUseTuple);
+  hello_timer_.cancel();  // the WebSocket's own timeouts take over (run() arms the hello timeout)
   co_return !accept_ec;
 }
 
@@ -214,25 +220,56 @@ awaitable<void> Connection::run() {
 
 awaitable<void> Connection::write_loop() {
   auto self = shared_from_this();
+  auto& tls = ws_.next_layer();
+  // What a batch wrote, for the metrics once it is on the wire.
+  struct Written {
+    std::string_view type;
+    Outgoing::Timing timing;
+    TimePoint received_at;
+    std::int64_t received_unix_us;
+  };
+  std::vector<Written> batch;  // emptied of its memory before waiting idle
   while (alive_) {
     if (!queue_.empty()) {
-      Outgoing message = std::move(queue_.front());
-      queue_.pop_front();
-      queued_bytes_ -= message.text.size();
-      ws_.text(true);
-      auto [ec, n] = co_await ws_.async_write(asio::buffer(message.text), kUseTuple);
-      if (ec) {
+      // Everything queued now (and whatever arrives while it is encrypted) goes out in as few
+      // send()s as the cork limit allows: at load, one per batch instead of one per message.
+      tls.set_corked(true);
+      bool failed = false;
+      while (!queue_.empty() && alive_ && batch.size() < kMaxWriteBatch) {
+        Outgoing message = std::move(queue_.front());
+        queue_.pop_front();
+        queued_bytes_ -= message.text.size();
+        ws_.text(true);
+        auto [ec, n] = co_await ws_.async_write(asio::buffer(message.text), kUseTuple);
+        if (ec) {
+          failed = true;
+          break;
+        }
+        batch.push_back(
+            {message.type, message.timing, message.received_at, message.received_unix_us});
+      }
+      tls.set_corked(false);
+      if (!failed && alive_) {
+        auto [ec, n] = co_await tls.async_flush(kUseTuple);
+        failed = static_cast<bool>(ec);
+      }
+      if (failed) {
         hard_close(why_.value_or(DisconnectReason::kClientClosed));
         break;
       }
-      context_.metrics.message(Direction::kOut, message.type).Increment();
-      if (message.timing == Outgoing::Timing::kLocal) {
-        context_.metrics.forward_local_seconds.Observe(
-            std::chrono::duration<double>(Clock::now() - message.received_at).count());
-      } else if (message.timing == Outgoing::Timing::kRemote) {
-        context_.metrics.forward_remote_seconds.Observe(
-            static_cast<double>(unix_micros_now() - message.received_unix_us) * 1e-6);
+      auto now = Clock::now();
+      auto now_unix_us = unix_micros_now();
+      for (const auto& written : batch) {
+        context_.metrics.message(Direction::kOut, written.type).Increment();
+        if (written.timing == Outgoing::Timing::kLocal) {
+          context_.metrics.forward_local_seconds.Observe(
+              std::chrono::duration<double>(now - written.received_at).count());
+        } else if (written.timing == Outgoing::Timing::kRemote) {
+          context_.metrics.forward_remote_seconds.Observe(
+              static_cast<double>(now_unix_us - written.received_unix_us) * 1e-6);
+        }
       }
+      batch.clear();
       continue;
     }
     if (closing_) {
@@ -241,8 +278,11 @@ awaitable<void> Connection::write_loop() {
       co_await ws_.async_close(reason, kUseTuple);
       break;  // the reader sees the end of the closing handshake
     }
+    std::vector<Written>().swap(batch);
+    writer_idle_ = true;
     wake_writer_.expires_at(TimePoint::max());
     co_await wake_writer_.async_wait(kUseTuple);
+    writer_idle_ = false;
   }
 }
 
@@ -258,7 +298,7 @@ void Connection::enqueue(Outgoing message) {
   }
   queued_bytes_ += message.text.size();
   queue_.push_back(std::move(message));
-  wake_writer_.cancel();
+  if (writer_idle_) wake_writer_.cancel();
 }
 
 void Connection::deliver(Outgoing message) {
@@ -298,7 +338,7 @@ void Connection::hard_close(DisconnectReason why) {
   if (!alive_) return;
   alive_ = false;
   boost::system::error_code ignored;
-  beast::get_lowest_layer(ws_).socket().close(ignored);
+  beast::get_lowest_layer(ws_).close(ignored);
   wake_writer_.cancel();
 }
 
@@ -641,7 +681,7 @@ awaitable<void> Connection::cleanup() {
   expiry_timer_.cancel();
   wake_writer_.cancel();
   boost::system::error_code ignored;
-  beast::get_lowest_layer(ws_).socket().close(ignored);  // ends a write stuck on a dead peer
+  beast::get_lowest_layer(ws_).close(ignored);  // ends a write stuck on a dead peer
   context_.directory.untrack(this);
   context_.metrics.disconnect(why_.value_or(DisconnectReason::kClientClosed)).Increment();
   if (!authenticated_) co_return;

@@ -18,10 +18,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "common/net/tls_stream.h"
 #include "common/signaling/message.h"
 #include "signaling-server/outgoing.h"
 #include "signaling-server/rate_limiter.h"
@@ -51,8 +50,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void on_registered(std::int64_t generation);
 
  private:
-  using Stream =
-      boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+  using Stream = boost::beast::websocket::stream<net::TlsStream>;
 
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> accept();
@@ -89,7 +87,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   RateLimiter limiter_;
   std::deque<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;
-  bool alive_ = true;  // false once the stream failed or was torn down
+  bool writer_idle_ = false;  // the writer waits on wake_writer_ (only then is a wake-up due)
+  bool alive_ = true;         // false once the stream failed or was torn down
   std::optional<std::pair<std::uint16_t, std::string>> closing_;
   std::optional<DisconnectReason> why_;
   bool authenticated_ = false;

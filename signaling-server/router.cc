@@ -1,5 +1,6 @@
 #include "signaling-server/router.h"
 
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include "common/log/log.h"
@@ -23,11 +24,13 @@ std::string_view static_type_name(std::string_view type) {
   return "error";
 }
 
+// Inline when the connection lives on this thread (a pair on the same shard: no queueing, no
+// wake-up); otherwise queued to its thread. Either way one sender's messages stay in order.
 void post_to(const std::shared_ptr<Connection>& connection, Outgoing message) {
-  boost::asio::post(connection->get_executor(),
-                    [connection, message = std::move(message)]() mutable {
-                      connection->deliver(std::move(message));
-                    });
+  boost::asio::dispatch(connection->get_executor(),
+                        [connection, message = std::move(message)]() mutable {
+                          connection->deliver(std::move(message));
+                        });
 }
 
 boost::asio::awaitable<Delivery> Router::deliver(redis::Client& redis, const std::string& peer,

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -17,7 +18,6 @@
 #include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/error.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 namespace roam::net {
 namespace {
@@ -129,11 +129,21 @@ expected<ssl::context, std::string> make_tls_client_context(const std::string& c
 }
 
 WssClient::WssClient(asio::any_io_executor executor, ssl::context& tls, WssClientOptions options)
-    : executor_(executor), options_(std::move(options)), ws_(executor, tls) {
+    : executor_(executor), options_(std::move(options)), ws_(executor, tls), watchdog_(executor) {
   if (options_.server_name.empty()) options_.server_name = options_.host;
 }
 
 WssClient::~WssClient() = default;
+
+void WssClient::arm_watchdog(TimePoint deadline) {
+  watchdog_.expires_at(deadline);
+  watchdog_.async_wait([this](error_code ec) {
+    if (ec) return;  // cancelled (possibly by the destructor: `this` is not touched then)
+    timed_out_ = true;
+    error_code ignored;
+    beast::get_lowest_layer(ws_).close(ignored);
+  });
+}
 
 std::string WssClient::target() const {
   const bool v6 = options_.host.find(':') != std::string::npos;
@@ -143,7 +153,7 @@ std::string WssClient::target() const {
 asio::awaitable<expected<void, std::string>> WssClient::connect() {
   using namespace asio::experimental::awaitable_operators;
   if (connected_ || failed_) co_return unexpected(std::string("connect: already used"));
-  auto& tcp_stream = beast::get_lowest_layer(ws_);
+  auto& socket = beast::get_lowest_layer(ws_);
   const TimePoint deadline = Clock::now() + options_.handshake_timeout;
   const std::string where = target();
 
@@ -172,8 +182,8 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
   // 2. TCP, from local_address when set; the first endpoint that answers wins.
   std::string last_error = "no address of the right family";
   bool tcp_up = false;
+  arm_watchdog(deadline);
   for (const auto& ep : endpoints) {
-    auto& socket = tcp_stream.socket();
     if (socket.is_open()) socket.close(ec);
     if (options_.local_address && options_.local_address->is_v4() != ep.address().is_v4()) {
       continue;
@@ -194,24 +204,23 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
                              ec.message());
       }
     }
-    tcp_stream.expires_at(deadline);
-    auto [cec] = co_await tcp_stream.async_connect(ep, kUse);
-    if (!cec) {
+    auto [cec] = co_await socket.async_connect(ep, kUse);
+    if (!cec && !timed_out_) {
       tcp_up = true;
       break;
     }
     // Name the address only when the host name resolved to several.
     last_error =
         (endpoints.size() > 1 ? endpoint_text(ep) + ": " : std::string()) +
-        (cec == beast::error::timeout ? "timed out after " + ms_text(options_.handshake_timeout)
-                                      : cec.message());
-    if (cec == beast::error::timeout) break;
+        (timed_out_ ? "timed out after " + ms_text(options_.handshake_timeout) : cec.message());
+    if (timed_out_) break;
   }
   if (!tcp_up) {
+    watchdog_.cancel();
     failed_ = true;
     co_return unexpected("connect to " + where + ": " + last_error);
   }
-  tcp_stream.socket().set_option(tcp::no_delay(true), ec);  // small messages, latency matters
+  socket.set_option(tcp::no_delay(true), ec);  // small messages, latency matters
 
   // 3. TLS with SNI and certificate + name verification.
   auto& tls = ws_.next_layer();
@@ -237,11 +246,11 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
     tls.set_verify_mode(ssl::verify_none);
   }
   auto [hec] = co_await tls.async_handshake(ssl::stream_base::client, kUse);
-  if (hec) {
+  watchdog_.cancel();  // the WebSocket layer has its own timeouts from here on
+  if (hec || timed_out_) {
     failed_ = true;
     co_return unexpected("TLS handshake with " + where + ": " + describe_tls_failure(hec));
   }
-  tcp_stream.expires_never();  // the WebSocket layer has its own timeouts from here on
 
   // 4. HTTP Upgrade (RFC 6455 §4.1).
   websocket::stream_base::timeout timeouts{};
@@ -277,7 +286,7 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
 }
 
 std::string WssClient::describe_tls_failure(const error_code& ec) {
-  if (ec == beast::error::timeout) return "timed out after " + ms_text(options_.handshake_timeout);
+  if (timed_out_) return "timed out after " + ms_text(options_.handshake_timeout);
   if (!name_mismatch_.empty()) return "certificate verification failed: " + name_mismatch_;
   if (options_.verify_peer) {
     const long result = ::SSL_get_verify_result(ws_.next_layer().native_handle());
@@ -344,7 +353,7 @@ void WssClient::release_writer() {
   next->timer.cancel();
 }
 
-asio::awaitable<expected<void, std::string>> WssClient::send(std::string text) {
+asio::awaitable<expected<void, std::string>> WssClient::send(std::string text, bool more) {
   if (!connected_ || !is_open()) co_return unexpected(std::string("send: not connected"));
   auto turn = co_await acquire_writer();
   if (!turn) co_return unexpected("send: " + turn.error());
@@ -352,7 +361,15 @@ asio::awaitable<expected<void, std::string>> WssClient::send(std::string text) {
     release_writer();
     co_return unexpected(std::string("send: connection closed"));
   }
+  // With sends queued behind this one (or announced by `more`), only encrypt: the last of the
+  // burst sends them all.
+  auto& tls = ws_.next_layer();
+  tls.set_corked(more || !waiters_.empty());
   auto [ec, n] = co_await ws_.async_write(asio::buffer(text), kUse);
+  tls.set_corked(false);
+  if (!ec && !more && waiters_.empty() && tls.buffered_output() > 0) {
+    std::tie(ec, n) = co_await tls.async_flush(kUse);
+  }
   release_writer();
   if (ec) {
     failed_ = true;
@@ -407,12 +424,13 @@ asio::awaitable<expected<void, std::string>> WssClient::close(std::uint16_t code
 
 void WssClient::abort() {
   failed_ = true;
-  beast::get_lowest_layer(ws_).close();
+  error_code ignored;
+  beast::get_lowest_layer(ws_).close(ignored);
 }
 
 std::optional<boost::asio::ip::address> WssClient::local_address() const {
   boost::system::error_code ec;
-  auto endpoint = boost::beast::get_lowest_layer(ws_).socket().local_endpoint(ec);
+  auto endpoint = boost::beast::get_lowest_layer(ws_).local_endpoint(ec);
   if (ec) return std::nullopt;
   return endpoint.address();
 }

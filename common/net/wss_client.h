@@ -1,4 +1,4 @@
-// A WebSocket-over-TLS client (RFC 6455 over TLS 1.2/1.3, wolfSSL under Boost.Asio), for the
+// A WebSocket-over-TLS client (RFC 6455 over TLS 1.2/1.3, wolfSSL via TlsStream), for the
 // agent's signaling connection and for tests and benchmarks that talk to roam-signaling.
 // Text messages only: it carries the JSON of docs/signaling-protocol.md but knows nothing of it.
 //
@@ -31,10 +31,9 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 #include <boost/beast/websocket/stream.hpp>
 
+#include "common/net/tls_stream.h"
 #include "common/util/expected.h"
 #include "common/util/time.h"
 
@@ -98,7 +97,11 @@ class WssClient {
   // write failure (which ends the connection). A server that closes while a large message is
   // still being written (e.g. 1009 for an oversize one) may reset the TCP connection: the send
   // then fails with "Broken pipe"/"connection reset" and the close code is lost with it.
-  boost::asio::awaitable<expected<void, std::string>> send(std::string text);
+  //
+  // `more`: another send() follows at once. The message is then only encrypted into the TLS
+  // buffer (up to TlsStream::kCorkLimit bytes) and goes out with the next send() without
+  // `more`, so a burst costs one TCP send. The caller must end a burst with such a send.
+  boost::asio::awaitable<expected<void, std::string>> send(std::string text, bool more = false);
 
   // The next text message. Errors: "closed by server: code 4001 (replaced)" (close_info() is
   // set), "message larger than 65536 bytes: closed with 1009", "received a binary message"
@@ -121,14 +124,15 @@ class WssClient {
   boost::asio::any_io_executor get_executor() { return executor_; }
 
  private:
-  using Stream =
-      boost::beast::websocket::stream<boost::beast::ssl_stream<boost::beast::tcp_stream>>;
+  using Stream = boost::beast::websocket::stream<TlsStream>;
 
   boost::asio::awaitable<expected<void, std::string>> acquire_writer();
   void release_writer();
   std::string describe_tls_failure(const boost::system::error_code& ec);
   std::string describe_read_failure(const boost::system::error_code& ec);
   std::string target() const;
+  // Closes the socket at `deadline` (ending whatever step waits on it) and notes the timeout.
+  void arm_watchdog(TimePoint deadline);
 
   struct Waiter {
     explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex, TimePoint::max()) {}
@@ -140,6 +144,8 @@ class WssClient {
   WssClientOptions options_;
   Stream ws_;
   boost::beast::flat_buffer buffer_;
+  boost::asio::steady_timer watchdog_;
+  bool timed_out_ = false;
   bool connected_ = false;
   bool failed_ = false;
   bool writing_ = false;

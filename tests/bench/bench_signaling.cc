@@ -91,6 +91,7 @@ struct Args {
   int grants = 1000;
   int grant_concurrency = 16;
   int client_threads = 2;
+  int server_threads = 0;
   bool verify = true;
 };
 
@@ -110,6 +111,7 @@ void usage() {
       "  --grants K              (c) connects, half sequential, half concurrent (1000)\n"
       "  --grant-concurrency C   (c) pairs connecting at once in the concurrent half (16)\n"
       "  --client-threads T      load generator threads (2)\n"
+      "  --server-threads T      roam-signaling --threads (0: its default, one per CPU)\n"
       "  --no-verify             skip certificate verification in the generator\n"
       "quick run: --connections 2000 --hold 5 --pairs 50 --duration 2 --grants 200\n");
 }
@@ -134,7 +136,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
                                             {"--rounds", &a.rounds},
                                             {"--grants", &a.grants},
                                             {"--grant-concurrency", &a.grant_concurrency},
-                                            {"--client-threads", &a.client_threads}};
+                                            {"--client-threads", &a.client_threads},
+                                            {"--server-threads", &a.server_threads}};
   const std::map<std::string, double*> doubles = {{"--duration", &a.duration_s},
                                                   {"--paced-rate", &a.paced_rate},
                                                   {"--light-rate", &a.light_rate}};
@@ -161,7 +164,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
   }
   if (a.connections < 1 || a.pairs < 1 || a.window < 1 || a.rounds < 1 || a.grants < 2 ||
       a.grant_concurrency < 1 || a.client_threads < 1 || a.connect_concurrency < 1 ||
-      a.duration_s <= 0 || a.paced_rate <= 0 || a.light_rate <= 0 || a.hold_s < 0) {
+      a.duration_s <= 0 || a.paced_rate <= 0 || a.light_rate <= 0 || a.hold_s < 0 ||
+      a.server_threads < 0) {
     throw std::invalid_argument("flag values must be positive");
   }
   return a;
@@ -550,6 +554,7 @@ struct ConnectionsResult {
   std::vector<double> setup_ms;
   std::map<std::string, int> errors;
   int shutdown_1012 = 0;
+  std::map<std::string, int> shutdown_other;  // how the others ended
   double shutdown_s = 0;
 };
 
@@ -655,7 +660,11 @@ ConnectionsResult phase_connections(Generator& g, Threads& threads, SignalingSer
     threads.run_on(t, [&] {
       for (auto& p : peers) {
         if (!p || &p->io != &threads.at(t)) continue;
-        if (p->close_code == 1012) ++r.shutdown_1012;
+        if (p->close_code == 1012) {
+          ++r.shutdown_1012;
+        } else {
+          ++r.shutdown_other[p->reading ? "still reading after 5 s" : p->close_error];
+        }
         if (p->ws && p->reading) p->ws->abort();
       }
     });
@@ -746,17 +755,23 @@ asio::awaitable<void> send_loop(Pair& pair, RunConfig cfg, Clock::duration phase
       pair.waiting = false;
     }
     if (Clock::now() >= cfg.end) break;
-    std::string text = prefix;
-    text += std::to_string(pair.sent);
-    text += " ts ";
-    text += std::to_string(now_ns());
-    text += "\"}";
-    auto ok = co_await pair.sender.ws->send(std::move(text));
-    if (!ok) {
-      pair.send_error = ok.error();
-      break;
+    // Saturated: fill the window in one burst (one TCP send, as a busy agent's trickle would
+    // go); paced: one message per tick.
+    const auto room = cfg.interval ? 1 : cfg.window - (pair.sent - pair.received);
+    for (std::int64_t k = 0; k < room; ++k) {
+      std::string text = prefix;
+      text += std::to_string(pair.sent);
+      text += " ts ";
+      text += std::to_string(now_ns());
+      text += "\"}";
+      auto ok = co_await pair.sender.ws->send(std::move(text), k + 1 < room);
+      if (!ok) {
+        pair.send_error = ok.error();
+        break;
+      }
+      ++pair.sent;
     }
-    ++pair.sent;
+    if (!pair.send_error.empty()) break;
   }
   --running;
 }
@@ -1281,7 +1296,9 @@ int main(int argc, char** argv) {
     if (run_a) {
       std::printf("\n(a) connections held: %d, %d per source address, %d set-ups in flight\n",
                   args.connections, kPerSourceAddress, args.connect_concurrency);
-      SignalingServer server(dir.path(), cert, key, redis->port(), {}, "sig-a");
+      const std::vector<std::string> threads_flag = {"--threads",
+                                                     std::to_string(args.server_threads)};
+      SignalingServer server(dir.path(), cert, key, redis->port(), threads_flag, "sig-a");
       g.port = server.wss_port();
       a = phase_connections(g, threads, server);
       const double per_conn =
@@ -1303,6 +1320,8 @@ int main(int argc, char** argv) {
           a->generator_rss_kib / 1024.0);
       std::printf("  SIGTERM: server exited after %.2f s; %d of %d clients got close 1012\n",
                   a->shutdown_s, a->shutdown_1012, a->held);
+      for (const auto& [how, count] : a->shutdown_other)
+        std::printf("  ... %d ended otherwise: %s\n", count, how.c_str());
       for (const auto& [why, count] : a->errors)
         std::printf("  set-up failure: %d x %s\n", count, why.c_str());
       if (a->failed > 0 || a->lost > 0) std::printf("%s\n", server.log_tail().c_str());
@@ -1311,7 +1330,9 @@ int main(int argc, char** argv) {
 
     // Forwarding and grants measure the server, not the per-connection rate limit (50/s by
     // default): this instance runs with a limit no test client reaches.
-    const std::vector<std::string> unlimited = {"--rate", "10000000", "--burst", "10000000"};
+    const std::vector<std::string> unlimited = {"--rate",    "10000000",
+                                                "--burst",   "10000000",
+                                                "--threads", std::to_string(args.server_threads)};
     std::optional<ForwardingResult> b;
     std::optional<GrantResult> c;
     if (run_b || run_c) {
