@@ -133,6 +133,7 @@ int TlsStream::on_receive(WOLFSSL*, char* buffer, int size, void* opaque) {
     }
     return static_cast<int>(n);
   }
+  if (self->socket_drained_) return WOLFSSL_CBIO_ERR_WANT_READ;
   // On the heap: a 17 KiB thread_local array would come out of every thread's stack (static
   // TLS), and libcivetweb's small-stack workers overflow with it.
   thread_local std::vector<char> ahead;
@@ -141,6 +142,7 @@ int TlsStream::on_receive(WOLFSSL*, char* buffer, int size, void* opaque) {
   const ssize_t got = ::recv(self->socket_.native_handle(), direct ? buffer : ahead.data(),
                              direct ? wanted : ahead.size(), 0);
   if (got > 0) {
+    self->socket_drained_ = static_cast<std::size_t>(got) < (direct ? wanted : ahead.size());
     if (direct) return static_cast<int>(got);
     const auto n = std::min(wanted, static_cast<std::size_t>(got));
     std::memcpy(buffer, ahead.data(), n);

@@ -132,6 +132,9 @@ class TlsStream {
   std::size_t out_sent_ = 0;
   int socket_errno_ = 0;  // the errno that failed the last recv/send, for the error code
   bool peer_ended_tcp_ = false;
+  // The last recv() came back short: the socket was empty then, and with edge-triggered epoll
+  // the next arrival wakes a wait. Until a wait completes, a recv() would only say EAGAIN.
+  bool socket_drained_ = false;
   bool corked_ = false;
 };
 
@@ -152,6 +155,7 @@ struct TlsStream::OpBase {
   template <class Self>
   void wait(Self& self, Want want) {
     waited = true;
+    if (want == Want::kRead) stream->socket_drained_ = false;  // asked again after the wait
     stream->socket_.async_wait(
         want == Want::kRead ? next_layer_type::wait_read : next_layer_type::wait_write,
         std::move(self));

@@ -367,6 +367,17 @@ class SignalingServer {
   std::string metrics() const {
     return roam::test::http_get(admin_port_, "/metrics", 5000ms).value_or("");
   }
+  // Until the server's relay cache (refreshed every second from Redis) lists a relay: grants
+  // measured before that would all be "no relay".
+  bool wait_for_relays() const {
+    return roam::test::eventually(
+        [&] {
+          auto health = roam::test::http_get(admin_port_, "/healthz", 2000ms).value_or("");
+          return health.find("\"relays\":0") == std::string::npos &&
+                 health.find("\"relays\":") != std::string::npos;
+        },
+        10s, 50ms);
+  }
   std::optional<double> value(const std::string& metric, const std::string& labels = "") const {
     return roam::test::scrape_value(metrics(), metric, labels);
   }
@@ -731,23 +742,36 @@ std::int64_t now_ns() {
 
 // `phase`: this pair's offset into the pacing interval, so that paced pairs do not all send
 // at the same instant (bursts of one message per pair would measure a queue, not the server).
-asio::awaitable<void> send_loop(Pair& pair, RunConfig cfg, Clock::duration phase,
-                                std::atomic<int>& running) {
-  // A host candidate with RFC 8839 extension attributes carrying a sequence number and the
-  // send time (this process's steady clock, read again by the receiver).
-  const std::string prefix = "{\"type\":\"candidate\",\"session\":\"" + pair.session +
-                             "\",\"candidate\":\"candidate:1 1 UDP 2130706431 127.0.0.1 50000 "
-                             "typ host seq ";
-  asio::steady_timer pace(pair.sender.io);
-  auto next = Clock::now() + phase;
-  while (Clock::now() < cfg.end) {
-    if (cfg.interval) {
-      if (next > Clock::now()) {
-        pace.expires_at(next);
-        co_await pace.async_wait(kUse);
-      }
-      next += *cfg.interval;
+// A host candidate with RFC 8839 extension attributes carrying a sequence number and the send
+// time (this process's steady clock, read again by the receiver).
+std::string candidate_prefix(const Pair& pair) {
+  return "{\"type\":\"candidate\",\"session\":\"" + pair.session +
+         "\",\"candidate\":\"candidate:1 1 UDP 2130706431 127.0.0.1 50000 typ host seq ";
+}
+
+// Sends `count` numbered candidates on the pair as one burst (one TCP send).
+asio::awaitable<bool> send_burst(Pair& pair, const std::string& prefix, std::int64_t count) {
+  for (std::int64_t k = 0; k < count; ++k) {
+    std::string text = prefix;
+    text += std::to_string(pair.sent);
+    text += " ts ";
+    text += std::to_string(now_ns());
+    text += "\"}";
+    auto ok = co_await pair.sender.ws->send(std::move(text), k + 1 < count);
+    if (!ok) {
+      pair.send_error = ok.error();
+      co_return false;
     }
+    ++pair.sent;
+  }
+  co_return true;
+}
+
+// Saturation: each pair keeps `window` messages in flight, refilling the window in one burst
+// whenever the receiver frees room (as a busy agent's trickle would go).
+asio::awaitable<void> send_loop(Pair& pair, RunConfig cfg, std::atomic<int>& running) {
+  const std::string prefix = candidate_prefix(pair);
+  while (Clock::now() < cfg.end) {
     while (pair.sent - pair.received >= cfg.window && Clock::now() < cfg.end) {
       pair.waiting = true;
       pair.wake.expires_after(20ms);
@@ -755,25 +779,43 @@ asio::awaitable<void> send_loop(Pair& pair, RunConfig cfg, Clock::duration phase
       pair.waiting = false;
     }
     if (Clock::now() >= cfg.end) break;
-    // Saturated: fill the window in one burst (one TCP send, as a busy agent's trickle would
-    // go); paced: one message per tick.
-    const auto room = cfg.interval ? 1 : cfg.window - (pair.sent - pair.received);
-    for (std::int64_t k = 0; k < room; ++k) {
-      std::string text = prefix;
-      text += std::to_string(pair.sent);
-      text += " ts ";
-      text += std::to_string(now_ns());
-      text += "\"}";
-      auto ok = co_await pair.sender.ws->send(std::move(text), k + 1 < room);
-      if (!ok) {
-        pair.send_error = ok.error();
-        break;
-      }
-      ++pair.sent;
-    }
-    if (!pair.send_error.empty()) break;
+    if (!co_await send_burst(pair, prefix, cfg.window - (pair.sent - pair.received))) break;
   }
   --running;
+}
+
+// Paced load: one ticker per generator thread instead of a timer per pair, so the generator
+// wakes once per millisecond rather than once per message. Each pair sends one message per
+// cfg.interval, the pairs' schedules spread evenly over it; what falls due in one tick goes out
+// back to back, about as bursty as that many independent clients at this rate would be.
+asio::awaitable<void> paced_loop(asio::io_context& io, std::vector<Pair*> pairs, RunConfig cfg,
+                                 std::atomic<int>& running) {
+  constexpr auto kTick = 1ms;
+  const auto interval = *cfg.interval;
+  const auto start = Clock::now();
+  std::vector<Clock::time_point> next(pairs.size());
+  std::vector<std::string> prefixes;
+  for (std::size_t i = 0; i < pairs.size(); ++i) {
+    next[i] = start + interval * static_cast<long>(i) / static_cast<long>(pairs.size());
+    prefixes.push_back(candidate_prefix(*pairs[i]));
+  }
+  asio::steady_timer tick(io);
+  for (auto at = start + kTick; at < cfg.end; at += kTick) {
+    tick.expires_at(at);
+    co_await tick.async_wait(kUse);
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+      Pair& pair = *pairs[i];
+      if (!pair.send_error.empty()) continue;
+      std::int64_t due = 0;  // beyond the window, messages stay due for a later tick
+      while (next[i] <= now && pair.sent + due - pair.received < cfg.window) {
+        ++due;
+        next[i] += interval;
+      }
+      co_await send_burst(pair, prefixes[i], due);
+    }
+  }
+  running -= static_cast<int>(pairs.size());
 }
 
 void on_forwarded(Pair& pair, RunStats& stats, const std::string& text) {
@@ -839,11 +881,17 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
     });
   }
   std::atomic<int> running{static_cast<int>(pairs.size())};
-  for (std::size_t i = 0; i < pairs.size(); ++i) {
-    const auto phase = cfg.interval
-                           ? *cfg.interval * static_cast<long>(i) / static_cast<long>(pairs.size())
-                           : Clock::duration::zero();
-    asio::co_spawn(pairs[i]->sender.io, send_loop(*pairs[i], cfg, phase, running), asio::detached);
+  if (paced) {
+    for (int t = 0; t < threads.size(); ++t) {
+      std::vector<Pair*> mine;
+      for (auto& p : pairs)
+        if (&p->sender.io == &threads.at(t)) mine.push_back(p.get());
+      asio::co_spawn(threads.at(t), paced_loop(threads.at(t), std::move(mine), cfg, running),
+                     asio::detached);
+    }
+  } else {
+    for (auto& p : pairs)
+      asio::co_spawn(p->sender.io, send_loop(*p, cfg, running), asio::detached);
   }
 
   std::this_thread::sleep_until(stats.measure_from);
@@ -1348,6 +1396,7 @@ int main(int argc, char** argv) {
           std::printf("  failed: %s\n%s\n", b->failure.c_str(), server.log_tail().c_str());
       }
       if (run_c) {
+        if (!server.wait_for_relays()) std::printf("  warning: the server lists no relay\n");
         std::printf(
             "\n(c) relay grants: %d connects (half sequential on one pair, half on %d "
             "pairs at once), each followed by bye\n",
