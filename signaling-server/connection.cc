@@ -521,13 +521,13 @@ awaitable<void> Connection::on_connect(Connect connect) {
   const auto& relays = shard_.relays->relays();
   auto own_region = info_.region ? std::optional<std::string_view>(*info_.region) : std::nullopt;
   auto other_region = other.region ? std::optional<std::string_view>(*other.region) : std::nullopt;
-  // Both sides' tokens at once: the two take-token scripts share one Redis round trip
-  // (pipelined on the shard's connection) instead of queueing one behind the other.
+  // Both sides' grants at once: from the shard's token cache usually; when it is empty the two
+  // take-token scripts share one Redis round trip instead of queueing one behind the other.
   const auto own_ranked = rank_relays(relays, own_region);
   const auto other_ranked = rank_relays(relays, other_region);
-  auto [own_grant, other_grant] =
-      co_await (context_.grants.issue(*shard_.redis, own_ranked, peer_, now) &&
-                context_.grants.issue(*shard_.redis, other_ranked, connect.peer, now));
+  auto [own_grant, other_grant] = co_await (
+      context_.grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now) &&
+      context_.grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now));
   for (const auto* g : {&own_grant, &other_grant}) {
     switch (g->kind) {
       case GrantOutcome::Kind::kToken:

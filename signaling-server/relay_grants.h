@@ -11,10 +11,12 @@
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
+#include <prometheus/gauge.h>
 
 #include "common/redis/client.h"
 #include "common/signaling/message.h"
 #include "signaling-server/relay_directory.h"
+#include "signaling-server/token_cache.h"
 
 namespace roam::signaling {
 
@@ -30,18 +32,31 @@ struct GrantOutcome {
 
 class GrantIssuer {
  public:
-  GrantIssuer(std::string turn_secret, std::chrono::seconds credential_ttl);
+  // `cached_tokens` follows the tokens held in every shard's TokenCache.
+  GrantIssuer(std::string turn_secret, std::chrono::seconds credential_ttl,
+              prometheus::Gauge& cached_tokens);
 
   // `ranked` comes from rank_relays(). Tokens are tried at the first two relays whose pool is
-  // not known to be empty; without any, the credentials are for the first relay.
-  boost::asio::awaitable<GrantOutcome> issue(redis::Client& redis,
+  // not known to be empty (or that `cache` holds tokens of); without any, the credentials are
+  // for the first relay. A token comes from `cache` when it has one (no Redis round trip), else
+  // from the pool; either way the cache is topped up in the background.
+  boost::asio::awaitable<GrantOutcome> issue(redis::Client& redis, TokenCache& cache,
                                              const std::vector<RelayInstance>& ranked,
                                              std::string_view peer, std::int64_t now_unix);
 
+  // Puts tokens back into their pools (ZADD with their scores): those held too long, or at
+  // shutdown all of them. Completes when Redis has answered.
+  boost::asio::awaitable<void> give_back(
+      redis::Client& redis, std::vector<std::pair<std::string, TokenCache::Held>> tokens);
+
  private:
+  void top_up(redis::Client& redis, TokenCache& cache, const RelayInstance& relay);
+
   std::string turn_secret_;
   std::chrono::seconds credential_ttl_;
   redis::Script take_token_;
+  redis::Script take_tokens_;
+  prometheus::Gauge& cached_tokens_;
 };
 
 // The RFC 8839 text of a relayed candidate at `relay` (type preference 0, RFC 8445 §5.1.2.2),

@@ -211,6 +211,7 @@ awaitable<void> Server::heartbeat_loop() {
     co_await sleep_for(layout::kHeartbeat);
     if (context_->draining) break;
     co_await refresh_registrations();
+    return_cached_tokens(false);
     // A TLS handshake allocates ~100 KiB of transient big-number and hash state; after a wave
     // of set-ups glibc keeps those freed pages between live connections' blocks. malloc_trim()
     // gives whole free pages back (MADV_DONTNEED), so resident memory follows the connections
@@ -252,6 +253,18 @@ awaitable<void> Server::refresh_registrations() {
   }
 }
 
+void Server::return_cached_tokens(bool all) {
+  for (auto& shard : shards_) {
+    asio::co_spawn(
+        shard->io,
+        [this, &shard = *shard, all]() -> awaitable<void> {
+          auto tokens = all ? shard.tokens.take_all() : shard.tokens.stale(Clock::now());
+          if (!tokens.empty()) co_await context_->grants.give_back(*shard.redis, std::move(tokens));
+        },
+        asio::detached);
+  }
+}
+
 void Server::begin_shutdown() {
   if (context_->draining.exchange(true)) {
     stop_all();  // second signal: no more grace
@@ -267,6 +280,7 @@ void Server::begin_shutdown() {
   signals_->async_wait([this](boost::system::error_code ec, int) {
     if (!ec) stop_all();
   });
+  return_cached_tokens(true);  // before the drain's end, so the ZADDs reach Redis
   asio::co_spawn(shard0().io, drain(), asio::detached);
 }
 

@@ -38,6 +38,8 @@ class Server {
   boost::asio::awaitable<void> accept_loop();
   boost::asio::awaitable<void> heartbeat_loop();
   boost::asio::awaitable<void> refresh_registrations();
+  // Reservation tokens the shards hold back into the pools: those held too long, or `all`.
+  void return_cached_tokens(bool all);
   boost::asio::awaitable<void> drain();
   void begin_shutdown();
   void stop_all();

@@ -30,6 +30,8 @@ struct Shard {
   boost::asio::io_context io;
   std::unique_ptr<redis::Client> redis;
   std::unique_ptr<RelayDirectory> relays;
+  TokenCache tokens{
+      TokenCache::Limits{}};  // reservation tokens fetched ahead (no lock: one thread)
 };
 
 struct ServerContext {

@@ -65,6 +65,9 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
               .Add({})),
       no_relay(
           f.counter("relay_grants_total", "relay grants handed out").Add({{"result", "no_relay"}})),
+      cached_tokens(f.gauge("cached_tokens",
+                            "reservation tokens taken from relay pools ahead of need and held here")
+                        .Add({})),
       relay_grant_seconds(
           f.histogram("relay_grant_seconds", "connect received to both session messages sent")
               .Add({}, forward_buckets())),

@@ -49,6 +49,7 @@ struct ServerMetrics {
   prometheus::Counter& grants_with_token;
   prometheus::Counter& pool_misses;  // grant without a reservation token
   prometheus::Counter& no_relay;     // no healthy relay registered at all
+  prometheus::Gauge& cached_tokens;  // reservation tokens the shards fetched ahead (token_cache.h)
   prometheus::Histogram& relay_grant_seconds;
   prometheus::Histogram& forward_local_seconds;
   prometheus::Histogram& forward_remote_seconds;

@@ -73,4 +73,14 @@ return m[1]
 )lua";
 }
 
+std::string_view take_tokens_script() {
+  return R"lua(local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local m = redis.call('ZRANGEBYSCORE', KEYS[1], now + tonumber(ARGV[1]), '+inf', 'WITHSCORES',
+                     'LIMIT', 0, tonumber(ARGV[2]))
+for i = 1, #m, 2 do redis.call('ZREM', KEYS[1], m[i]) end
+return m
+)lua";
+}
+
 }  // namespace roam::relay

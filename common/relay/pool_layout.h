@@ -40,5 +40,7 @@ expected<PoolEntry, std::string> decode_entry(std::string_view member);
 
 // Lua source of the atomic take (KEYS[1] = pool key, ARGV[1] = minimum remaining ms).
 std::string_view take_token_script();
+// The same for up to ARGV[2] tokens at once; answers [member, score, member, score, ...].
+std::string_view take_tokens_script();
 
 }  // namespace roam::relay

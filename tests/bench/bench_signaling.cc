@@ -87,6 +87,7 @@ struct Args {
   double duration_s = 5;
   double paced_rate = 50000;
   double light_rate = 5000;
+  std::vector<double> sweep = {10000, 20000, 30000, 40000};
   int rounds = 3;
   int grants = 1000;
   int grant_concurrency = 16;
@@ -107,6 +108,8 @@ void usage() {
       "  --duration S            (b) seconds per measurement run (5)\n"
       "  --paced-rate R          (b) offered messages/s of the latency run (50000)\n"
       "  --light-rate R          (b) offered messages/s of the light-load latency run (5000)\n"
+      "  --sweep R1,R2,...       (b) paced runs once each after the rounds: latency against load\n"
+      "                          (10000,20000,30000,40000; 'none' for none)\n"
       "  --rounds R              (b) rounds of (saturated, paced, light) runs (3)\n"
       "  --grants K              (c) connects, half sequential, half concurrent (1000)\n"
       "  --grant-concurrency C   (c) pairs connecting at once in the concurrent half (16)\n"
@@ -151,6 +154,14 @@ std::optional<Args> parse_args(int argc, char** argv) {
       *n->second = static_cast<int>(number(flag, value()));
     } else if (auto d = doubles.find(flag); d != doubles.end()) {
       *d->second = number(flag, value());
+    } else if (flag == "--sweep") {
+      a.sweep.clear();
+      std::string list = value();
+      if (list != "none") {
+        std::istringstream in(list);
+        for (std::string rate; std::getline(in, rate, ',');)
+          a.sweep.push_back(number(flag, rate));
+      }
     } else if (flag == "--phases") {
       a.phases = value();
     } else if (flag == "--no-verify") {
@@ -845,7 +856,7 @@ struct ForwardRun {
 struct ForwardingResult {
   bool ok = false;
   std::string failure;
-  std::vector<ForwardRun> saturated, paced, light;
+  std::vector<ForwardRun> saturated, paced, light, sweep;
 };
 
 // offered_rate 0: saturation (a window of messages in flight per pair), else paced.
@@ -1038,28 +1049,34 @@ ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServe
     return result;
   }
   std::printf("  %d pairs with a session each (%d connections)\n", g.args.pairs, 2 * g.args.pairs);
-  auto print = [](int round, const ForwardRun& r) {
+  auto print = [](const std::string& label, const ForwardRun& r) {
     char what[32] = "saturated";
     if (r.offered > 0) std::snprintf(what, sizeof what, "paced@%.0f", r.offered);
     std::printf(
-        "  round %d %-13s %7.0f msg/s  latency p50 %6.2f p90 %6.2f p99 %7.2f max %7.2f ms | "
+        "  %-7s %-13s %7.0f msg/s  latency p50 %6.2f p90 %6.2f p99 %7.2f max %7.2f ms | "
         "server hist p50 %s p99 %s | cpu: server %.2f cores (%.1f us/msg), generator %.2f\n",
-        round, what, r.rate, r.p50, r.p90, r.p99, r.max, fmt_ms(r.server_p50).c_str(),
+        label.c_str(), what, r.rate, r.p50, r.p90, r.p99, r.max, fmt_ms(r.server_p50).c_str(),
         fmt_ms(r.server_p99).c_str(), r.server_cpu, r.rate > 0 ? r.server_cpu / r.rate * 1e6 : 0.0,
         r.generator_cpu);
     std::fflush(stdout);
   };
   for (int round = 1; round <= g.args.rounds; ++round) {
     result.saturated.push_back(forward_run(threads, pairs, server, g.args, 0));
-    print(round, result.saturated.back());
+    const std::string label = "round " + std::to_string(round);
+    print(label, result.saturated.back());
     // Latency is measured below saturation: at --paced-rate, or at 80% of what this round
     // reached when that is less (beyond it the figure would only measure the queue).
     const double offered = std::min(g.args.paced_rate, 0.8 * result.saturated.back().rate);
     result.paced.push_back(forward_run(threads, pairs, server, g.args, offered));
-    print(round, result.paced.back());
+    print(label, result.paced.back());
     // The floor: latency when the machine is far from busy.
     result.light.push_back(forward_run(threads, pairs, server, g.args, g.args.light_rate));
-    print(round, result.light.back());
+    print(label, result.light.back());
+  }
+  if (!g.args.sweep.empty()) std::printf("  latency against load (one paced run each):\n");
+  for (double rate : g.args.sweep) {
+    result.sweep.push_back(forward_run(threads, pairs, server, g.args, rate));
+    print("sweep", result.sweep.back());
   }
   std::string send_error;
   int lost = 0;
@@ -1484,6 +1501,21 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "p50 %.2f p99 %.2f ms at %.0f msg/s (server hist p99 %.3f ms)",
                     median(l50), median(l99), median(lrate), lsrv99.empty() ? 0.0 : median(lsrv99));
       row("(b) forward latency, light load", "-", buf, std::nullopt);
+      // The highest offered load of the sweep (or the paced rounds) whose p99 met 10 ms.
+      const ForwardRun* best = nullptr;
+      for (const auto* runs : {&b->sweep, &b->paced}) {
+        for (const auto& r : *runs) {
+          if (r.p99 <= 10.0 && r.rate >= 0.98 * r.offered && (!best || r.offered > best->offered))
+            best = &r;
+        }
+      }
+      if (best) {
+        std::snprintf(buf, sizeof buf, "%.0f msg/s: p50 %.2f p99 %.2f ms", best->offered, best->p50,
+                      best->p99);
+      } else {
+        std::snprintf(buf, sizeof buf, "none of the measured loads");
+      }
+      row("(b) highest load with p99 <= 10 ms", "-", buf, std::nullopt);
     }
     if (c && c->ok) {
       for (const auto* s : {&c->sequential, &c->concurrent}) {

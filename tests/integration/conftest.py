@@ -66,20 +66,30 @@ def redis_server():
 
 
 @pytest.fixture
-def relay_stack(redis_server):
-    """coturn + roam-relay registered in redis_server, pool filled. Yields (coturn, relay)."""
-    try:
-        turn = Coturn(relay_ports=100)
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
-    try:
-        relay = RoamRelay(turn, redis_server, pool_target=6, wait_pool=True)
-    except BaseException:
-        turn.close()
-        raise
-    yield turn, relay
-    relay.close()
-    turn.close()
+def relay_stack_of(redis_server):
+    """Factory: relay_stack_of(pool_target, relay_ports) starts coturn + roam-relay registered
+    in redis_server with the pool filled; returns (coturn, relay), stopped after the test."""
+    started = []
+
+    def start(pool_target=6, relay_ports=100):
+        try:
+            turn = Coturn(relay_ports=relay_ports)
+        except FileNotFoundError as e:
+            pytest.skip(str(e))
+        started.append(turn)
+        relay = RoamRelay(turn, redis_server, pool_target=pool_target, wait_pool=True)
+        started.append(relay)
+        return turn, relay
+
+    yield start
+    for server in reversed(started):
+        server.close()
+
+
+@pytest.fixture
+def relay_stack(relay_stack_of):
+    """coturn + roam-relay registered in redis_server, pool filled: (coturn, relay)."""
+    return relay_stack_of()
 
 
 @pytest.fixture
