@@ -2,10 +2,12 @@
 // stack (redis-server, coturn, roam-relay) started here:
 //   (a) authenticated WSS connections held idle, server RSS per connection (target >= 20,000
 //       within 1 GiB);
-//   (b) candidate forwarding: throughput at saturation, latency at a paced load just below it
-//       and at a light load (target >= 50,000 messages/s with p99 <= 10 ms); latency is
-//       measured in this process from a send timestamp carried in the candidate as an RFC 8839
-//       extension attribute, beside the server's own forward histogram;
+//   (b) candidate forwarding: throughput at saturation (each pair keeps 8 in flight and
+//       refills its window in one burst), latency at a paced load (--paced-rate, or 80% of
+//       saturation if less), at a light load and over a sweep of loads (target >= 50,000
+//       messages/s with p99 <= 10 ms); paced load comes from one 1 ms ticker per generator
+//       thread. Latency is measured in this process from a send timestamp carried in the
+//       candidate as an RFC 8839 extension attribute, beside the server's own forward histogram;
 //   (c) relay grant: connect -> session, client side and the server's own histogram (target
 //       p99 <= 5 ms), with reservation tokens vs pool misses.
 // The load generator shares the machine's cores with the server, redis, coturn and roam-relay:
