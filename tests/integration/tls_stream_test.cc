@@ -310,7 +310,9 @@ TEST_F(WssClientTest, BurstWithMoreArrivesWholeAndInOrder) {
     for (int i = 0; i < 5; ++i) {
       auto got = co_await client.receive();
       EXPECT_TRUE(got) << got.error();
-      if (got) EXPECT_EQ(*got, "m" + std::to_string(i));
+      if (got) {
+        EXPECT_EQ(*got, "m" + std::to_string(i));
+      }
     }
     auto closed = co_await client.close();
     EXPECT_TRUE(closed) << closed.error();
