@@ -521,13 +521,30 @@ awaitable<void> Connection::on_connect(Connect connect) {
   const auto& relays = shard_.relays->relays();
   auto own_region = info_.region ? std::optional<std::string_view>(*info_.region) : std::nullopt;
   auto other_region = other.region ? std::optional<std::string_view>(*other.region) : std::nullopt;
-  // Both sides' grants at once: from the shard's token cache usually; when it is empty the two
-  // take-token scripts share one Redis round trip instead of queueing one behind the other.
+  // Both sides' grants: from the shard's token cache under load, without waiting; otherwise
+  // the take-token scripts of both sides share one Redis round trip.
   const auto own_ranked = rank_relays(relays, own_region);
   const auto other_ranked = rank_relays(relays, other_region);
-  auto [own_grant, other_grant] = co_await (
-      context_.grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now) &&
-      context_.grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now));
+  auto& grants = context_.grants;
+  auto own_cached = grants.from_cache(*shard_.redis, shard_.tokens, own_ranked, peer_, now);
+  auto other_cached =
+      grants.from_cache(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now);
+  GrantOutcome own_grant, other_grant;
+  if (own_cached && other_cached) {
+    own_grant = std::move(*own_cached);
+    other_grant = std::move(*other_cached);
+  } else if (own_cached) {
+    own_grant = std::move(*own_cached);
+    other_grant =
+        co_await grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now);
+  } else if (other_cached) {
+    other_grant = std::move(*other_cached);
+    own_grant = co_await grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now);
+  } else {
+    std::tie(own_grant, other_grant) =
+        co_await (grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now) &&
+                  grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now));
+  }
   for (const auto* g : {&own_grant, &other_grant}) {
     switch (g->kind) {
       case GrantOutcome::Kind::kToken:

@@ -75,19 +75,33 @@ boost::asio::awaitable<void> GrantIssuer::give_back(
   }
 }
 
+std::optional<GrantOutcome> GrantIssuer::from_cache(redis::Client& redis, TokenCache& cache,
+                                                    const std::vector<RelayInstance>& ranked,
+                                                    std::string_view peer, std::int64_t now_unix) {
+  const auto now = Clock::now();
+  cache.note_grant(now);
+  if (ranked.empty()) return GrantOutcome{};
+  for (std::size_t i = 0; i < ranked.size() && i < 2; ++i) {
+    if (auto cached = cache.take(ranked[i].id, now)) {
+      cached_tokens_.Decrement();
+      top_up(redis, cache, ranked[i]);
+      return outcome(ranked[i], cached, peer, now_unix);
+    }
+  }
+  return std::nullopt;
+}
+
 boost::asio::awaitable<GrantOutcome> GrantIssuer::issue(redis::Client& redis, TokenCache& cache,
                                                         const std::vector<RelayInstance>& ranked,
                                                         std::string_view peer,
                                                         std::int64_t now_unix) {
-  GrantOutcome out;
-  cache.note_grant(Clock::now());
-  if (ranked.empty()) co_return out;
+  if (ranked.empty()) co_return GrantOutcome{};
   const RelayInstance* chosen = &ranked.front();
   std::optional<relay::PoolEntry> entry;
   int attempts = 0;
   for (const auto& relay : ranked) {
     if (attempts == 2) break;
-    if (auto cached = cache.take(relay.id, Clock::now())) {
+    if (auto cached = cache.take(relay.id, Clock::now())) {  // a top-up may have landed
       cached_tokens_.Decrement();
       entry = *cached;
       chosen = &relay;
@@ -112,14 +126,21 @@ boost::asio::awaitable<GrantOutcome> GrantIssuer::issue(redis::Client& redis, To
     chosen = &relay;
     break;
   }
+  co_return outcome(*chosen, entry, peer, now_unix);
+}
+
+GrantOutcome GrantIssuer::outcome(const RelayInstance& chosen,
+                                  const std::optional<relay::PoolEntry>& entry,
+                                  std::string_view peer, std::int64_t now_unix) const {
+  GrantOutcome out;
   auto credentials = auth::turn_rest::mint(turn_secret_, peer, now_unix, credential_ttl_);
   if (!credentials) {
     spdlog::error("cannot mint TURN credentials: {}",
                   auth::turn_rest::describe(credentials.error()));
-    co_return out;
+    return out;
   }
   RelayGrant grant;
-  grant.uri = chosen->turn_uri;
+  grant.uri = chosen.turn_uri;
   grant.username = credentials->username;
   grant.password = credentials->password;
   grant.expires = credentials->expires_at_unix;
@@ -131,8 +152,8 @@ boost::asio::awaitable<GrantOutcome> GrantIssuer::issue(redis::Client& redis, To
   }
   out.kind = entry ? GrantOutcome::Kind::kToken : GrantOutcome::Kind::kNoToken;
   out.grant = std::move(grant);
-  out.turn_server = chosen->turn_address;
-  co_return out;
+  out.turn_server = chosen.turn_address;
+  return out;
 }
 
 std::string relay_candidate_text(const SocketAddress& relay, const SocketAddress& turn_server) {

@@ -36,10 +36,14 @@ class GrantIssuer {
   GrantIssuer(std::string turn_secret, std::chrono::seconds credential_ttl,
               prometheus::Gauge& cached_tokens);
 
-  // `ranked` comes from rank_relays(). Tokens are tried at the first two relays whose pool is
-  // not known to be empty (or that `cache` holds tokens of); without any, the credentials are
-  // for the first relay. A token comes from `cache` when it has one (no Redis round trip), else
-  // from the pool; either way the cache is topped up in the background.
+  // `ranked` comes from rank_relays(). First from_cache(): the grant, when it needs no Redis
+  // (a token of one of the first two relays is in `cache`, or there is no relay at all); it
+  // counts the grant for the cache's load gate. Otherwise issue(): tokens are tried at the first
+  // two relays whose pool is not known to be empty; without any, the credentials are for the
+  // first relay. Either way the cache is topped up in the background.
+  std::optional<GrantOutcome> from_cache(redis::Client& redis, TokenCache& cache,
+                                         const std::vector<RelayInstance>& ranked,
+                                         std::string_view peer, std::int64_t now_unix);
   boost::asio::awaitable<GrantOutcome> issue(redis::Client& redis, TokenCache& cache,
                                              const std::vector<RelayInstance>& ranked,
                                              std::string_view peer, std::int64_t now_unix);
@@ -51,6 +55,9 @@ class GrantIssuer {
 
  private:
   void top_up(redis::Client& redis, TokenCache& cache, const RelayInstance& relay);
+  // The grant at `chosen` with `entry`'s token if any (TURN REST credentials minted here).
+  GrantOutcome outcome(const RelayInstance& chosen, const std::optional<relay::PoolEntry>& entry,
+                       std::string_view peer, std::int64_t now_unix) const;
 
   std::string turn_secret_;
   std::chrono::seconds credential_ttl_;
