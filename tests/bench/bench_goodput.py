@@ -30,12 +30,11 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "support"))
-from benchlib import log, percentile  # noqa: E402
+from benchlib import ProcessSampler, log, percentile  # noqa: E402
 
 from roamtest import stack as local_stack  # noqa: E402
 from roamtest.process import find_binary  # noqa: E402
@@ -52,36 +51,28 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 
-class ProcSampler:
-    """VmHWM, CPU time and run-queue wait of processes (all threads), read from /proc every
-    50 ms until stop(); the last values read before a process exits are kept. The run-queue
+class ProcSampler(ProcessSampler):
+    """ProcessSampler plus CPU time and run-queue wait of processes (all threads). The run-queue
     wait (/proc/PID/task/*/schedstat) is time the agent was runnable but another process had
     the CPU: high on a loaded machine; CPU + wait well below 100 % means the agent was idle,
     waiting for the network, timers or the peer."""
 
     def __init__(self, pids):
-        self.pids = list(pids)
-        self.hwm_kb = {pid: 0 for pid in self.pids}
-        self.cpu_s = {pid: 0.0 for pid in self.pids}
-        self.wait_s = {pid: 0.0 for pid in self.pids}
-        self.started = {pid: time.monotonic() for pid in self.pids}
+        self.cpu_s = {pid: 0.0 for pid in pids}
+        self.wait_s = {pid: 0.0 for pid in pids}
+        self.started = {pid: time.monotonic() for pid in pids}
         self.last_seen = dict(self.started)
         self.first = {}     # pid -> (monotonic time, CPU seconds) of the first read
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
+        super().__init__(pids)
 
-    def _read(self, pid):
+    def sample(self, pid):
+        if not super().sample(pid):
+            return False
         try:
-            with open(f"/proc/{pid}/status") as f:
-                status = f.read()
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read()
         except OSError:
-            return
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                self.hwm_kb[pid] = max(self.hwm_kb[pid], int(line.split()[1]))
+            return False
         fields = stat.rpartition(")")[2].split()
         cpu = (int(fields[11]) + int(fields[12])) / CLK_TCK
         on_cpu = wait = 0
@@ -99,19 +90,7 @@ class ProcSampler:
         self.cpu_s[pid] = cpu
         self.last_seen[pid] = time.monotonic()
         self.first.setdefault(pid, (self.last_seen[pid], cpu))
-
-    def _loop(self):
-        while not self._stop.is_set():
-            for pid in self.pids:
-                self._read(pid)
-            self._stop.wait(0.05)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(2)
-
-    def hwm_mib(self, pid):
-        return self.hwm_kb[pid] / 1024 if self.hwm_kb.get(pid) else None
+        return True
 
     def cpu_share(self, pid, since_first=False):
         """CPU time as % of one core: over the process's life from the sampler's start (a

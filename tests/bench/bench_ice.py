@@ -27,9 +27,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
-from benchlib import delayed_multihomed, log, percentile  # noqa: E402
+from benchlib import delayed_multihomed, lab_ready, log, percentile  # noqa: E402
 
-from roamlab import Lab, can_run  # noqa: E402
+from roamlab import Lab  # noqa: E402
 from roamlab.agents import (AgentError, family, ice_supports, ice_unavailable,  # noqa: E402
                             is_valid_pair, split_endpoint, start_ice_stack, start_pair)
 
@@ -233,21 +233,12 @@ def main():
         return 0
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    reason = can_run()
-    if reason:
-        print(f"bench ice: the network lab {reason}; run it as root: sudo ./run bench ice",
-              file=sys.stderr)
-        return 1
-    reason = ice_unavailable()
-    if reason:
-        print(f"bench ice: {reason}", file=sys.stderr)
+    if not lab_ready("ice", ice_unavailable, args.keep_logs):
         return 1
     if args.traffic_ms and not ice_supports("--traffic-interval"):
         print("bench ice: this roam ice has no --traffic-interval; use --traffic-ms 0",
               file=sys.stderr)
         return 1
-    if args.keep_logs:
-        os.environ["ROAMLAB_KEEP_LOGS"] = os.path.abspath(args.keep_logs)
 
     d = args.delay_ms
     for i, (key, label, unit, target) in enumerate(FIGURES):

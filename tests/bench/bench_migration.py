@@ -56,14 +56,13 @@ import math
 import os
 import shutil
 import sys
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lab"))
-from benchlib import delayed_multihomed, log, percentile  # noqa: E402
+from benchlib import ProcessSampler, delayed_multihomed, lab_ready, log, percentile  # noqa: E402
 
-from roamlab import Lab, LabError, can_run  # noqa: E402
+from roamlab import Lab, LabError  # noqa: E402
 from roamlab.lab import bin_dir  # noqa: E402
 from roamlab.agents import (AgentError, SessionAgent, session_unavailable,  # noqa: E402
                             split_endpoint, start_ice_stack)
@@ -126,55 +125,8 @@ topology = delayed_multihomed
 
 # ---- memory ------------------------------------------------------------------------------
 
-class RssSampler:
-    """Reads VmHWM and VmRSS of processes from /proc every `interval` s in a thread, until
-    stop(); keeps the largest values seen (the last VmHWM read before exit is the peak).
-    `ip netns exec` execs its command, so a lab process's pid is the agent's own."""
-
-    def __init__(self, pids, interval=0.05):
-        self.pids = list(pids)
-        self.hwm_kb = {pid: 0 for pid in self.pids}
-        self.rss_kb = {pid: 0 for pid in self.pids}
-        self.comm = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _read(self, pid):
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                text = f.read()
-        except OSError:
-            return
-        for line in text.splitlines():
-            key, _, value = line.partition(":")
-            if key == "Name":
-                self.comm[pid] = value.strip()
-            elif key == "VmHWM":
-                self.hwm_kb[pid] = max(self.hwm_kb[pid], int(value.split()[0]))
-            elif key == "VmRSS":
-                self.rss_kb[pid] = max(self.rss_kb[pid], int(value.split()[0]))
-
-    def _loop(self):
-        while not self._stop.is_set():
-            for pid in self.pids:
-                self._read(pid)
-            self._stop.wait(0.05)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(2)
-
-    def peak_mib(self, pid):
-        """VmHWM in MiB (None when it was never read, or the pid was not the agent)."""
-        kb = self.hwm_kb.get(pid)
-        if not kb or self.comm.get(pid) not in ("roam", None):
-            return None
-        return kb / 1024
-
-
 def sample_rss(*agents):
-    return RssSampler([a.process.pid for a in agents])
+    return ProcessSampler([a.process.pid for a in agents])
 
 
 # ---- the perf receiver's switch lines ----------------------------------------------------
@@ -392,8 +344,8 @@ def session_a(lab, stack, args, r, notes):
             sampler.stop()
         codes = stop_all([a for a in (alice, bob) if a is not None], args.keep_logs)
         if sampler and alice is not None:
-            r["rss_perf_send_mib"] = sampler.peak_mib(alice.process.pid)
-            r["rss_perf_recv_mib"] = sampler.peak_mib(bob.process.pid)
+            r["rss_perf_send_mib"] = sampler.hwm_mib(alice.process.pid, comm="roam")
+            r["rss_perf_recv_mib"] = sampler.hwm_mib(bob.process.pid, comm="roam")
         if "error" in r and any(c not in (0, None) for c in codes):
             notes.append(f"exit status {codes}")
 
@@ -437,8 +389,8 @@ def session_b(lab, stack, args, bulk_file, r, notes):
         stop_all([a for a in (alice, bob) if a is not None], args.keep_logs)
         shutil.rmtree(out_dir, ignore_errors=True)
         if sampler and alice is not None and "bulk_mbit" in r:
-            r["rss_bulk_send_mib"] = sampler.peak_mib(alice.process.pid)
-            r["rss_bulk_recv_mib"] = sampler.peak_mib(bob.process.pid)
+            r["rss_bulk_send_mib"] = sampler.hwm_mib(alice.process.pid, comm="roam")
+            r["rss_bulk_recv_mib"] = sampler.hwm_mib(bob.process.pid, comm="roam")
 
 
 def session_c(lab, stack, args, r, notes):
@@ -555,18 +507,11 @@ def main():
         return 0
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    reason = can_run()
-    if reason:
-        print(f"bench migration: the network lab {reason}; run it as root: "
-              f"sudo ./run bench migration", file=sys.stderr)
-        return 1
-    reason = session_unavailable()
-    if reason:
-        print(f"bench migration: {reason}", file=sys.stderr)
+    ready = lab_ready("migration", session_unavailable, args.keep_logs)
+    if not ready:
         return 1
     if args.keep_logs:
-        args.keep_logs = os.path.abspath(args.keep_logs)
-        os.environ["ROAMLAB_KEEP_LOGS"] = args.keep_logs
+        args.keep_logs = ready
 
     d = args.delay_ms
     log(f"bench migration: lab multihomed, every router WAN {d:g} ms each way ({2 * d:g} ms RTT "

@@ -34,11 +34,11 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from benchlib import log  # noqa: E402
+from benchlib import lab_ready, log  # noqa: E402
 
 from bench_migration import (keep_stdout, percentile, perf_lines, receiver_switches,  # noqa: E402
                              sample_rss, topology)
-from roamlab import Lab, can_run  # noqa: E402
+from roamlab import Lab  # noqa: E402
 from roamlab.agents import AgentError, SessionAgent, session_unavailable  # noqa: E402
 
 DESCRIPTION = ("(root, ~10 min, not CI) roam send under 100 Wi-Fi flaps: 0 bytes lost, 0 "
@@ -123,18 +123,11 @@ def main():
         p.error("--flaps, --minutes, --rate and --runs must be positive")
     if not 0 < args.down_min <= args.down_max:
         p.error("need 0 < --down-min <= --down-max")
-    reason = can_run()
-    if reason:
-        print(f"bench soak: the network lab {reason}; run it as root: sudo ./run bench soak",
-              file=sys.stderr)
-        return 1
-    reason = session_unavailable()
-    if reason:
-        print(f"bench soak: {reason}", file=sys.stderr)
+    ready = lab_ready("soak", session_unavailable, args.keep_logs)
+    if not ready:
         return 1
     if args.keep_logs:
-        args.keep_logs = os.path.abspath(args.keep_logs)
-        os.environ["ROAMLAB_KEEP_LOGS"] = args.keep_logs
+        args.keep_logs = ready
 
     window = args.minutes * 60
     period = window / args.flaps
@@ -288,7 +281,7 @@ def soak_run(lab, stack, args, path, size, digest, window, period, down_min, dow
                     f"{summary[-1]['max_gap_ms']:.0f} ms")
         if sampler:
             sampler.stop()
-            peaks = ", ".join(f"{a.name} {sampler.peak_mib(a.process.pid) or 0:.1f}"
+            peaks = ", ".join(f"{a.name} {sampler.hwm_mib(a.process.pid, comm='roam') or 0:.1f}"
                               for a in agents)
             log(f"  RSS peak (VmHWM, MiB): {peaks}")
     except AgentError as e:
