@@ -15,6 +15,7 @@
 #include "common/auth/jwt.h"
 #include "common/ice/candidate_text.h"
 #include "common/log/log.h"
+#include "common/net/websocket_frame.h"
 #include "common/redis/command.h"
 #include "common/util/bytes.h"
 #include "common/util/random.h"
@@ -210,7 +211,10 @@ awaitable<void> Connection::run() {
         close(kCloseUnsupportedData, "binary frames are not supported", DisconnectReason::kBinary);
       } else {
         std::string_view text(static_cast<const char*>(buffer.data().data()), buffer.size());
-        co_await handle(text, received_at);
+        if (auto message = admit(text, received_at)) {
+          if (!handled_now(*message, received_at))
+            co_await handle(std::move(*message), received_at);
+        }
       }
     }
     buffer.consume(buffer.size());
@@ -232,17 +236,28 @@ awaitable<void> Connection::write_loop() {
   };
   std::vector<Written> batch;  // emptied of its memory before waiting idle
   while (alive_) {
+    if (!ws_.is_open()) {
+      // Beast's reader has answered a close frame: nothing may follow it on the wire.
+      queue_.clear();
+      queued_bytes_ = 0;
+    }
     if (!queue_.empty()) {
-      // Everything queued now (and whatever arrives while it is encrypted) goes out in as few
-      // send()s as the cork limit allows: at load, one per batch instead of one per message.
-      tls.set_corked(true);
+      // Everything queued now is framed and encrypted into the TLS buffer here, without
+      // waiting, and goes out with one send() per batch. Beast is bypassed for data frames (a
+      // chain of three composed operations per message); every frame is one synchronous
+      // write_buffered(), so the control frames Beast's reader answers with (pong, close) land
+      // between whole frames.
       bool failed = false;
-      while (!queue_.empty() && alive_ && batch.size() < kMaxWriteBatch) {
+      while (!queue_.empty() && alive_ && batch.size() < kMaxWriteBatch &&
+             tls.buffered_output() < net::TlsStream::kCorkLimit) {
         Outgoing message = std::move(queue_.front());
         queue_.pop_front();
         queued_bytes_ -= message.text.size();
-        ws_.text(true);
-        auto [ec, n] = co_await ws_.async_write(asio::buffer(message.text), kUseTuple);
+        net::ServerFrameHeader header(net::WebSocketOpcode::kText, message.text.size());
+        const std::array<asio::const_buffer, 2> frame = {
+            asio::buffer(header.view().data(), header.size), asio::buffer(message.text)};
+        boost::system::error_code ec;
+        tls.write_buffered(frame, ec);
         if (ec) {
           failed = true;
           break;
@@ -250,7 +265,6 @@ awaitable<void> Connection::write_loop() {
         batch.push_back(
             {message.type, message.timing, message.received_at, message.received_unix_us});
       }
-      tls.set_corked(false);
       if (!failed && alive_) {
         auto [ec, n] = co_await tls.async_flush(kUseTuple);
         failed = static_cast<bool>(ec);
@@ -366,7 +380,7 @@ void Connection::arm_expiry(std::int64_t expires_unix) {
   });
 }
 
-awaitable<void> Connection::handle(std::string_view text, TimePoint received_at) {
+std::optional<ClientMessage> Connection::admit(std::string_view text, TimePoint received_at) {
   auto& metrics = context_.metrics;
   switch (limiter_.on_message(received_at)) {
     case RateLimiter::Verdict::kAccept:
@@ -377,14 +391,14 @@ awaitable<void> Connection::handle(std::string_view text, TimePoint received_at)
                  "rate limit: at most " + std::to_string(context_.config.rate) +
                      " messages per second (burst " + std::to_string(context_.config.burst) +
                      "); messages are dropped until the rate falls");
-      co_return;
+      return std::nullopt;
     case RateLimiter::Verdict::kDrop:
       metrics.message(Direction::kIn, "invalid").Increment();
-      co_return;
+      return std::nullopt;
     case RateLimiter::Verdict::kClose:
       metrics.message(Direction::kIn, "invalid").Increment();
       close(kClosePolicy, "rate limit exceeded", DisconnectReason::kFlood);
-      co_return;
+      return std::nullopt;
   }
   auto parsed = parse_client_message(text);
   if (!parsed) {
@@ -394,24 +408,42 @@ awaitable<void> Connection::handle(std::string_view text, TimePoint received_at)
     if (e.code == ErrorCode::kUnsupportedVersion) {
       close(kClosePolicy, "unsupported protocol version", DisconnectReason::kBadVersion);
     }
-    co_return;
+    return std::nullopt;
   }
   metrics.message(Direction::kIn, type_name(*parsed)).Increment();
-  if (!authenticated_) {
-    if (auto* hello = std::get_if<Hello>(&*parsed)) {
-      co_await on_hello(std::move(*hello));
-    } else {
-      send_error(ErrorCode::kHelloRequired, "send hello with a token first");
-    }
-    co_return;
+  const bool is_hello = std::holds_alternative<Hello>(*parsed);
+  if (!authenticated_ && !is_hello) {
+    send_error(ErrorCode::kHelloRequired, "send hello with a token first");
+    return std::nullopt;
   }
-  if (std::holds_alternative<Hello>(*parsed)) {
+  if (authenticated_ && is_hello) {
     send_error(ErrorCode::kAlreadyAuthenticated, "hello was already accepted on this connection");
-  } else if (auto* connect = std::get_if<Connect>(&*parsed)) {
+    return std::nullopt;
+  }
+  return std::move(*parsed);
+}
+
+bool Connection::handled_now(ClientMessage& message, TimePoint received_at) {
+  // The hot path, a candidate within a session whose other peer is on this instance, needs
+  // no Redis and so no coroutine frames (one per call level on the slow path).
+  auto* candidate = std::get_if<Candidate>(&message);
+  if (!candidate) return false;
+  auto session = sessions_.find(candidate->session);
+  if (session == sessions_.end()) return false;
+  auto local = context_.directory.connection_of(session->second);
+  if (!local) return false;
+  if (auto out = candidate_outgoing(*candidate, received_at)) post_to(local, std::move(*out));
+  return true;
+}
+
+awaitable<void> Connection::handle(ClientMessage message, TimePoint received_at) {
+  if (auto* hello = std::get_if<Hello>(&message)) {
+    co_await on_hello(std::move(*hello));
+  } else if (auto* connect = std::get_if<Connect>(&message)) {
     co_await on_connect(std::move(*connect));
-  } else if (auto* candidate = std::get_if<Candidate>(&*parsed)) {
+  } else if (auto* candidate = std::get_if<Candidate>(&message)) {
     co_await on_candidate(std::move(*candidate), received_at);
-  } else if (auto* bye = std::get_if<Bye>(&*parsed)) {
+  } else if (auto* bye = std::get_if<Bye>(&message)) {
     co_await on_bye(std::move(*bye), received_at);
   }
 }
@@ -657,22 +689,29 @@ awaitable<void> Connection::on_candidate(Candidate candidate, TimePoint received
     }
     co_return;
   }
+  auto request = candidate.request;
+  if (auto out = candidate_outgoing(candidate, received_at)) {
+    co_await forward(*lookup.other, std::move(*out), request, candidate.session);
+  }
+}
+
+std::optional<Outgoing> Connection::candidate_outgoing(Candidate& candidate,
+                                                       TimePoint received_at) {
   if (candidate.candidate) {
     auto parsed = ice::parse_candidate(*candidate.candidate);
     if (!parsed) {
       send_error(ErrorCode::kBadCandidate, std::string(ice::describe(parsed.error())),
                  candidate.request, candidate.session);
-      co_return;
+      return std::nullopt;
     }
   }
-  auto request = std::move(candidate.request);
   candidate.request.reset();  // request ids are the sender's business
   Outgoing out;
   out.text = encode(ServerMessage{candidate});
   out.type = "candidate";
   out.timing = Outgoing::Timing::kLocal;
   out.received_at = received_at;
-  co_await forward(*lookup.other, std::move(out), request, candidate.session);
+  return out;
 }
 
 awaitable<void> Connection::on_bye(Bye bye, TimePoint received_at) {

@@ -55,11 +55,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> run();
   boost::asio::awaitable<bool> accept();
   boost::asio::awaitable<void> write_loop();
-  boost::asio::awaitable<void> handle(std::string_view text, TimePoint received_at);
+  // Rate limit, parse, and the hello gate: the message to act on, or nothing (already answered).
+  std::optional<ClientMessage> admit(std::string_view text, TimePoint received_at);
+  // Acts on `message` at once when that needs no waiting (true); otherwise handle() does.
+  bool handled_now(ClientMessage& message, TimePoint received_at);
+  boost::asio::awaitable<void> handle(ClientMessage message, TimePoint received_at);
   boost::asio::awaitable<void> on_hello(Hello hello);
   boost::asio::awaitable<void> on_connect(Connect connect);
   boost::asio::awaitable<void> on_candidate(Candidate candidate, TimePoint received_at);
   boost::asio::awaitable<void> on_bye(Bye bye, TimePoint received_at);
+  // The forwarded form of `candidate` (its request id dropped), or nothing after answering a
+  // malformed candidate with an error.
+  std::optional<Outgoing> candidate_outgoing(Candidate& candidate, TimePoint received_at);
   // The other peer of `session` if this peer belongs to it (cache, then Redis).
   struct Lookup {
     std::optional<std::string> other;

@@ -11,8 +11,11 @@
 // - Thread model: one executor, single-threaded (one io_context run by one thread, as every
 //   roam process does). Readiness is awaited with async_wait after a non-blocking recv/send saw
 //   EAGAIN; with several threads running the reactor an edge could be consumed in between.
-// - At most one read operation and one write operation (write, flush, shutdown) at a time, as
-//   for any Asio stream; the handshake runs alone.
+// - At most one read operation at a time, as for any Asio stream; the handshake runs alone.
+//   Write operations (write, flush, shutdown) may overlap: they share one output buffer, and
+//   each completes once the buffer has gone out, its own bytes with it. That lets a
+//   WebSocket writer that frames its messages itself (write_buffered) flush while Beast's
+//   reader sends a pong or a close frame.
 // - Errors: the socket's errno as a system error; asio::error::eof after the peer's
 //   close_notify; asio::ssl::error::stream_truncated when TCP ends without one; wolfSSL's own
 //   failures (bad record MAC, verification, protocol) as tls_category() codes whose message is
@@ -77,6 +80,13 @@ class TlsStream {
   // kCorkLimit bytes); async_flush() sends what is buffered. Uncorking does not flush.
   void set_corked(bool corked) { corked_ = corked; }
   std::size_t buffered_output() const { return out_.size() - out_sent_; }
+
+  // Encrypts `buffers` into the output buffer now and sends nothing (async_flush() sends it);
+  // never waits. Pieces that fit are joined first, so a frame header and its payload make one
+  // record. Returns the plaintext bytes taken; `ec` as for a write. The caller bounds what it
+  // buffers (buffered_output()) and must not interleave it inside another writer's frame.
+  template <class ConstBuffers>
+  std::size_t write_buffered(const ConstBuffers& buffers, boost::system::error_code& ec);
 
   template <class Token>
   auto async_handshake(handshake_type type, Token&& token);
@@ -224,26 +234,8 @@ struct TlsStream::WriteOp : OpBase<WriteOp<Buffers>> {
     this->finish(self, this->ec);
   }
 
-  // Small pieces (Beast's frame header + payload) are joined first: one record per message.
-  void encrypt_all() {
-    thread_local std::string joined;
-    joined.clear();
-    auto& ec = this->ec;
-    auto& n = this->n;
-    for (auto it = boost::asio::buffer_sequence_begin(buffers);
-         it != boost::asio::buffer_sequence_end(buffers) && !ec; ++it) {
-      boost::asio::const_buffer piece(*it);
-      if (joined.size() + piece.size() <= kCorkLimit) {
-        joined.append(static_cast<const char*>(piece.data()), piece.size());
-        continue;
-      }
-      n += this->stream->encrypt(boost::asio::buffer(joined), ec);
-      joined.clear();
-      if (!ec) n += this->stream->encrypt(piece, ec);
-    }
-    if (!ec && !joined.empty()) n += this->stream->encrypt(boost::asio::buffer(joined), ec);
-    if (joined.capacity() > 4 * kCorkLimit) std::string().swap(joined);
-  }
+  // Beast's frame header and payload are joined first: one record per message.
+  void encrypt_all() { this->n = this->stream->write_buffered(buffers, this->ec); }
 
   template <class Self>
   void deliver(Self& self) {
@@ -268,6 +260,27 @@ struct TlsStream::HandshakeOp : OpBase<HandshakeOp> {
     self.complete(ec);
   }
 };
+
+template <class ConstBuffers>
+std::size_t TlsStream::write_buffered(const ConstBuffers& buffers, boost::system::error_code& ec) {
+  thread_local std::string joined;
+  joined.clear();
+  std::size_t n = 0;
+  for (auto it = boost::asio::buffer_sequence_begin(buffers);
+       it != boost::asio::buffer_sequence_end(buffers) && !ec; ++it) {
+    boost::asio::const_buffer piece(*it);
+    if (joined.size() + piece.size() <= kCorkLimit) {
+      joined.append(static_cast<const char*>(piece.data()), piece.size());
+      continue;
+    }
+    n += encrypt(boost::asio::buffer(joined), ec);
+    joined.clear();
+    if (!ec) n += encrypt(piece, ec);
+  }
+  if (!ec && !joined.empty()) n += encrypt(boost::asio::buffer(joined), ec);
+  if (joined.capacity() > 4 * kCorkLimit) std::string().swap(joined);
+  return n;
+}
 
 template <class Token>
 auto TlsStream::async_handshake(handshake_type type, Token&& token) {
