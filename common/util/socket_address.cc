@@ -23,6 +23,8 @@ IpAddress IpAddress::v6(const std::array<std::uint8_t, 16>& octets) {
 
 std::optional<IpAddress> IpAddress::parse(std::string_view text) {
   if (text.empty() || text.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+  // inet_pton() reads a C string: "1.2.3.4\0junk" would parse as 1.2.3.4.
+  if (text.find('\0') != std::string_view::npos) return std::nullopt;
   char buf[INET6_ADDRSTRLEN] = {};
   std::memcpy(buf, text.data(), text.size());
   std::array<std::uint8_t, 16> raw{};

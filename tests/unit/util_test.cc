@@ -44,6 +44,14 @@ TEST(SocketAddress, ParsesAndPrintsBothFamilies) {
   EXPECT_FALSE(SocketAddress::parse("[::1]"));
 }
 
+TEST(IpAddress, RefusesAnEmbeddedNul) {
+  using namespace std::string_view_literals;
+  EXPECT_TRUE(IpAddress::parse("1.2.3.4"sv));
+  EXPECT_FALSE(IpAddress::parse("1.2.3.4\0junk"sv));
+  EXPECT_FALSE(IpAddress::parse("::1\0"sv));
+  EXPECT_FALSE(SocketAddress::parse("[::1\0]:80"sv));
+}
+
 TEST(IpAddress, Classification) {
   EXPECT_TRUE(IpAddress::parse("127.0.0.1")->is_loopback());
   EXPECT_TRUE(IpAddress::parse("::1")->is_loopback());
