@@ -3,8 +3,10 @@
 #include <malloc.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -88,23 +90,19 @@ Server::Server(ServerConfig config) : registry_(std::make_shared<prometheus::Reg
     work_.push_back(asio::make_work_guard(shard->io));
     shards_.push_back(std::move(shard));
   }
-  shard0().redis->set_observer([this](const redis::ConnectionEvent& event) {
-    using Kind = redis::ConnectionEvent::Kind;
-    if (event.kind == Kind::kConnected) {
-      metrics_->redis_up.Set(1);
-      spdlog::info("redis {}:{} connected", context_->config.redis.host,
-                   context_->config.redis.port);
-      // After an outage (possibly a Redis restart that lost every key) register our peers again.
-      asio::co_spawn(shard0().io, refresh_registrations(), asio::detached);
-    } else if (event.kind == Kind::kDisconnected) {
-      metrics_->redis_up.Set(0);
-      metrics_->redis_outages.Increment();
-      spdlog::warn("redis connection lost: {}", redis::to_string(event.cause));
-    }
-  });
   subscriber_ = std::make_unique<redis::Subscriber>(
       shard0().io.get_executor(), redis_options(c),
       [this](const redis::Message& message) { router_->on_published(message); });
+  // Every Redis link reports to one state: each shard's command connection (its peers'
+  // registrations, routes and grants) and the subscriber (messages for this instance).
+  redis_link_up_.assign(shards_.size() + 1, false);
+  for (std::size_t i = 0; i < shards_.size(); ++i) {
+    shards_[i]->redis->set_observer(
+        [this, i](const redis::ConnectionEvent& event) { on_redis_link(i, event); });
+  }
+  subscriber_->set_observer([this](const redis::ConnectionEvent& event) {
+    on_redis_link(redis_link_up_.size() - 1, event);
+  });
   if (auto ok = subscriber_->subscribe(layout::instance_channel(c.instance_id)); !ok) {
     throw std::runtime_error("cannot subscribe: " + redis::to_string(ok.error()));
   }
@@ -116,6 +114,33 @@ Server::Server(ServerConfig config) : registry_(std::make_shared<prometheus::Reg
 }
 
 Server::~Server() = default;
+
+void Server::on_redis_link(std::size_t link, const redis::ConnectionEvent& event) {
+  using Kind = redis::ConnectionEvent::Kind;
+  if (event.kind == Kind::kConnectFailed) return;
+  const bool up = event.kind == Kind::kConnected;
+  bool was_all_up = false, all_up = false;
+  {
+    std::lock_guard lock(redis_links_mutex_);
+    was_all_up = std::ranges::all_of(redis_link_up_, [](bool b) { return b; });
+    redis_link_up_[link] = up;
+    all_up = std::ranges::all_of(redis_link_up_, [](bool b) { return b; });
+    // redis_up says whether this instance works fully: after a Redis restart the links come
+    // back one by one (each with its own backoff, up to 5 s apart), and until the last one is
+    // up some peers' messages still fail.
+    metrics_->redis_up.Set(all_up ? 1 : 0);
+  }
+  const auto& redis = context_->config.redis;
+  if (all_up && !was_all_up) {
+    spdlog::info("redis {}:{}: all {} connections up", redis.host, redis.port,
+                 redis_link_up_.size());
+  } else if (was_all_up && !all_up) {
+    metrics_->redis_outages.Increment();
+  }
+  if (!up) spdlog::warn("redis connection lost: {}", redis::to_string(event.cause));
+  // After an outage (possibly a Redis restart that lost every key) register our peers again.
+  if (up && link == 0) asio::co_spawn(shard0().io, refresh_registrations(), asio::detached);
+}
 
 Health Server::health() const {
   bool draining = context_->draining;

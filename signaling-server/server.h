@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -44,6 +45,9 @@ class Server {
   void begin_shutdown();
   void stop_all();
   Health health() const;
+  // A Redis connection (link < shards: that shard's client; the last: the subscriber) came up
+  // or went down; keeps roam_signaling_redis_up = 1 only while all of them are up.
+  void on_redis_link(std::size_t link, const redis::ConnectionEvent& event);
 
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<ServerMetrics> metrics_;
@@ -56,6 +60,8 @@ class Server {
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::size_t next_shard_ = 0;
+  std::mutex redis_links_mutex_;  // the shards' observers run on their own threads
+  std::vector<bool> redis_link_up_;
 };
 
 // Raises RLIMIT_NOFILE towards `wanted` (soft to hard; as root also the hard limit, up to

@@ -84,7 +84,9 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
       undeliverable(f.counter("undeliverable_messages_total",
                               "routed messages whose peer had left this instance")
                         .Add({})),
-      redis_up(f.gauge("redis_up", "1 while the Redis connection is up").Add({})),
+      redis_up(f.gauge("redis_up",
+                       "1 while every Redis connection (one per I/O thread, the subscriber) is up")
+                   .Add({})),
       redis_outages(f.counter("redis_outages_total", "Redis connection losses").Add({})),
       redis_errors(f.counter("redis_errors_total", "Redis commands that failed").Add({})) {
   auto& messages = f.counter("messages_total", "signaling messages by type and direction");
