@@ -19,6 +19,7 @@
 
 #include "common/session/control_frame.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/piece_sizes.h"
 
 namespace {
 
@@ -96,16 +97,8 @@ void check_built(const ControlFrame& f) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  std::uint32_t state = 0x9e3779b9u ^ data[0];
   const ByteSpan stream(reinterpret_cast<const std::byte*>(data + 1), size - 1);
-
-  // xorshift32: piece sizes 0..16, now and then the whole rest.
-  auto seeded = [&state]() -> std::size_t {
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return state % 64 == 0 ? SIZE_MAX : state % 17;
-  };
+  SeededPieceSizes seeded(data[0]);
   const Outcome split = run(stream, seeded);
   const Outcome bytewise = run(stream, [] { return std::size_t{1}; });
   FUZZ_CHECK(split == bytewise);

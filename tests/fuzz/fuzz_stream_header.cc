@@ -18,6 +18,7 @@
 
 #include "common/session/stream_header.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/fuzz/piece_sizes.h"
 
 namespace {
 
@@ -104,16 +105,8 @@ void check_file_name(std::string_view name) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
-  std::uint32_t state = 0x9e3779b9u ^ data[0];
   const ByteSpan stream(reinterpret_cast<const std::byte*>(data + 1), size - 1);
-
-  // xorshift32: piece sizes 0..16, now and then the whole rest.
-  auto seeded = [&state]() -> std::size_t {
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return state % 64 == 0 ? SIZE_MAX : state % 17;
-  };
+  SeededPieceSizes seeded(data[0]);
   const Outcome whole = run(stream, [] { return SIZE_MAX; });
   FUZZ_CHECK(run(stream, seeded) == whole);
   FUZZ_CHECK(run(stream, [] { return std::size_t{1}; }) == whole);
