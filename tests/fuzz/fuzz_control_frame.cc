@@ -36,9 +36,7 @@ struct Outcome {
 };
 
 void check_error(const std::string& e) {
-  FUZZ_CHECK(!e.empty() && e.size() <= kMaxErrorTextSize);
-  for (char c : e)
-    FUZZ_CHECK(c >= 0x20 && c <= 0x7e);
+  fuzz_check_error_text(e, kMaxErrorTextSize);
 }
 
 // Feeds `stream` in pieces of the sizes `next_size` returns, draining after each feed.

@@ -30,9 +30,7 @@ constexpr std::size_t kMaxErrorTextSize = 256;
 void check_error(const ParseError& e) {
   FUZZ_CHECK(e.code == ErrorCode::kBadJson || e.code == ErrorCode::kBadMessage ||
              e.code == ErrorCode::kUnknownType || e.code == ErrorCode::kUnsupportedVersion);
-  FUZZ_CHECK(!e.message.empty() && e.message.size() <= kMaxErrorTextSize);
-  for (char c : e.message)
-    FUZZ_CHECK(c >= 0x20 && c <= 0x7e);
+  fuzz_check_error_text(e.message, kMaxErrorTextSize);
   FUZZ_CHECK(!e.request || valid_request_id(*e.request));
   FUZZ_CHECK(!e.session || valid_session_id(*e.session));
   if (e.code == ErrorCode::kBadJson) FUZZ_CHECK(!e.request && !e.session);

@@ -37,9 +37,7 @@ struct Outcome {
 };
 
 void check_error(const std::string& e) {
-  FUZZ_CHECK(!e.empty() && e.size() <= kMaxErrorTextSize);
-  for (char c : e)
-    FUZZ_CHECK(c >= 0x20 && c <= 0x7e);
+  fuzz_check_error_text(e, kMaxErrorTextSize);
 }
 
 template <class NextSize>
