@@ -565,17 +565,10 @@ awaitable<void> Connection::on_connect(Connect connect) {
   if (own_cached && other_cached) {
     own_grant = std::move(*own_cached);
     other_grant = std::move(*other_cached);
-  } else if (own_cached) {
-    own_grant = std::move(*own_cached);
-    other_grant =
-        co_await grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now);
-  } else if (other_cached) {
-    other_grant = std::move(*other_cached);
-    own_grant = co_await grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now);
   } else {
     std::tie(own_grant, other_grant) =
-        co_await (grants.issue(*shard_.redis, shard_.tokens, own_ranked, peer_, now) &&
-                  grants.issue(*shard_.redis, shard_.tokens, other_ranked, connect.peer, now));
+        co_await (grant_for(std::move(own_cached), own_ranked, peer_, now) &&
+                  grant_for(std::move(other_cached), other_ranked, connect.peer, now));
   }
   for (const auto* g : {&own_grant, &other_grant}) {
     switch (g->kind) {
@@ -645,6 +638,13 @@ awaitable<void> Connection::on_connect(Connect connect) {
   redis::Command store{"SET", layout::session_key(session_id),
                        encode_session_record(peer_, connect.peer), "PX", ttl_ms};
   fire_and_forget(*shard_.redis, metrics, std::move(store));
+}
+
+awaitable<GrantOutcome> Connection::grant_for(std::optional<GrantOutcome> cached,
+                                              const std::vector<RelayInstance>& ranked,
+                                              const std::string& peer, std::int64_t now_unix) {
+  if (cached) co_return std::move(*cached);
+  co_return co_await context_.grants.issue(*shard_.redis, shard_.tokens, ranked, peer, now_unix);
 }
 
 awaitable<Connection::Lookup> Connection::other_side(const std::string& session) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -62,6 +63,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> handle(ClientMessage message, TimePoint received_at);
   boost::asio::awaitable<void> on_hello(Hello hello);
   boost::asio::awaitable<void> on_connect(Connect connect);
+  // `cached` when from_cache() had it, otherwise a grant from the pool (one Redis round trip).
+  boost::asio::awaitable<GrantOutcome> grant_for(std::optional<GrantOutcome> cached,
+                                                 const std::vector<RelayInstance>& ranked,
+                                                 const std::string& peer, std::int64_t now_unix);
   boost::asio::awaitable<void> on_candidate(Candidate candidate, TimePoint received_at);
   boost::asio::awaitable<void> on_bye(Bye bye, TimePoint received_at);
   // The forwarded form of `candidate` (its request id dropped), or nothing after answering a
