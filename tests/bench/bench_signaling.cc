@@ -462,6 +462,18 @@ class Threads {
   std::vector<std::thread> threads_;
 };
 
+// Runs f(item) for every non-null item on the thread that owns it (home_io(item): its counters,
+// handlers and connections live there); returns when every thread is done.
+template <class T, class F>
+void for_each_on_its_thread(Threads& threads, std::vector<std::unique_ptr<T>>& items, F f) {
+  for (int t = 0; t < threads.size(); ++t) {
+    threads.run_on(t, [&] {
+      for (auto& item : items)
+        if (item && &home_io(*item) == &threads.at(t)) f(item);
+    });
+  }
+}
+
 using Inbox = asio::experimental::channel<void(boost::system::error_code, std::string)>;
 
 // One authenticated signaling connection.
@@ -478,6 +490,10 @@ struct Peer {
   int close_code = 0;  // from the server's close frame, 0 = none
   std::string close_error;
 };
+
+asio::io_context& home_io(Peer& p) {
+  return p.io;
+}
 
 struct Generator {
   Args args;
@@ -662,19 +678,15 @@ ConnectionsResult phase_connections(Generator& g, Threads& threads, SignalingSer
   r.oldest_idle_s = seconds_since(start);  // the first connection said hello just after start
   (void)established;
   std::map<std::string, int> lost_reasons;
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : peers) {
-        if (!p || &p->io != &threads.at(t) || !p->ws) continue;
-        if (p->closed) {
-          ++r.lost;
-          ++lost_reasons[p->close_error];
-        } else if (p->reading) {
-          ++r.held;
-        }
-      }
-    });
-  }
+  for_each_on_its_thread(threads, peers, [&](auto& p) {
+    if (!p->ws) return;
+    if (p->closed) {
+      ++r.lost;
+      ++lost_reasons[p->close_error];
+    } else if (p->reading) {
+      ++r.held;
+    }
+  });
   for (const auto& [why, count] : lost_reasons)
     std::printf("  lost while idle: %d x %s\n", count, why.c_str());
 
@@ -683,55 +695,29 @@ ConnectionsResult phase_connections(Generator& g, Threads& threads, SignalingSer
   server.terminate();
   roam::test::eventually([&] { return !server.running(); }, 15s, 20ms);
   r.shutdown_s = seconds_since(stop_start);
-  roam::test::eventually(
-      [&] {
-        int reading = 0;
-        for (int t = 0; t < threads.size(); ++t) {
-          threads.run_on(t, [&] {
-            for (auto& p : peers)
-              if (p && &p->io == &threads.at(t) && p->reading) ++reading;
-          });
-        }
-        return reading == 0;
-      },
-      5s, 100ms);
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : peers) {
-        if (!p || &p->io != &threads.at(t)) continue;
-        if (p->close_code == 1012) {
-          ++r.shutdown_1012;
-        } else {
-          ++r.shutdown_other[p->reading ? "still reading after 5 s" : p->close_error];
-        }
-        if (p->ws && p->reading) p->ws->abort();
-      }
-    });
-  }
-  // Let aborted reads finish, then free every peer on its own thread (one whose read is still
-  // pending is leaked rather than freed under its coroutine).
   auto pending_reads = [&] {
     int reading = 0;
-    for (int t = 0; t < threads.size(); ++t) {
-      threads.run_on(t, [&] {
-        for (auto& p : peers)
-          if (p && &p->io == &threads.at(t) && p->reading) ++reading;
-      });
-    }
+    for_each_on_its_thread(threads, peers, [&](auto& p) { reading += p->reading ? 1 : 0; });
     return reading;
   };
+  roam::test::eventually([&] { return pending_reads() == 0; }, 5s, 100ms);
+  for_each_on_its_thread(threads, peers, [&](auto& p) {
+    if (p->close_code == 1012) {
+      ++r.shutdown_1012;
+    } else {
+      ++r.shutdown_other[p->reading ? "still reading after 5 s" : p->close_error];
+    }
+    if (p->ws && p->reading) p->ws->abort();
+  });
+  // Let aborted reads finish, then free every peer on its own thread (one whose read is still
+  // pending is leaked rather than freed under its coroutine).
   roam::test::eventually([&] { return pending_reads() == 0; }, 10s, 50ms);
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : peers) {
-        if (!p || &p->io != &threads.at(t)) continue;
-        if (p->reading)
-          (void)p.release();
-        else
-          p.reset();
-      }
-    });
-  }
+  for_each_on_its_thread(threads, peers, [](auto& p) {
+    if (p->reading)
+      (void)p.release();
+    else
+      p.reset();
+  });
   return r;
 }
 
@@ -749,6 +735,10 @@ struct Pair {
   bool waiting = false;
   std::string send_error;
 };
+
+asio::io_context& home_io(Pair& p) {
+  return p.sender.io;
+}
 
 struct RunStats {
   std::mutex mutex;
@@ -895,19 +885,14 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
         std::chrono::duration<double>(static_cast<double>(pairs.size()) / offered_rate));
   }
   std::int64_t sent_before = 0, received_before = 0;
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : pairs) {
-        if (&p->sender.io != &threads.at(t)) continue;
-        sent_before += p->sent;
-        received_before += p->received;
-        Pair* pair = p.get();
-        p->receiver.on_candidate = [pair, &stats](const std::string& text) {
-          on_forwarded(*pair, stats, text);
-        };
-      }
-    });
-  }
+  for_each_on_its_thread(threads, pairs, [&](auto& p) {
+    sent_before += p->sent;
+    received_before += p->received;
+    Pair* pair = p.get();
+    p->receiver.on_candidate = [pair, &stats](const std::string& text) {
+      on_forwarded(*pair, stats, text);
+    };
+  });
   std::atomic<int> running{static_cast<int>(pairs.size())};
   if (paced) {
     for (int t = 0; t < threads.size(); ++t) {
@@ -938,26 +923,16 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   roam::test::eventually(
       [&] {
         std::int64_t s = 0, rcv = 0;
-        for (int t = 0; t < threads.size(); ++t) {
-          threads.run_on(t, [&] {
-            for (auto& p : pairs) {
-              if (&p->sender.io != &threads.at(t)) continue;
-              s += p->sent;
-              rcv += p->received;
-            }
-          });
-        }
+        for_each_on_its_thread(threads, pairs, [&](auto& p) {
+          s += p->sent;
+          rcv += p->received;
+        });
         run.sent = s - sent_before;
         run.received = rcv - received_before;
         return s == rcv;
       },
       5s, 20ms);
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : pairs)
-        if (&p->sender.io == &threads.at(t)) p->receiver.on_candidate = nullptr;
-    });
-  }
+  for_each_on_its_thread(threads, pairs, [](auto& p) { p->receiver.on_candidate = nullptr; });
   std::lock_guard lock(stats.mutex);
   run.rate = static_cast<double>(stats.measured) / args.duration_s;
   run.p50 = percentile(stats.latency_ms, 0.5);
@@ -1020,39 +995,25 @@ std::string open_pairs(Generator& g, std::vector<std::unique_ptr<Pair>>& pairs, 
 }
 
 void close_pairs(Threads& threads, std::vector<std::unique_ptr<Pair>>& pairs) {
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : pairs) {
-        if (&p->sender.io != &threads.at(t)) continue;
-        for (Peer* peer : {&p->sender, &p->receiver})
-          if (peer->ws) peer->ws->abort();
-      }
-    });
-  }
+  for_each_on_its_thread(threads, pairs, [](auto& p) {
+    for (Peer* peer : {&p->sender, &p->receiver})
+      if (peer->ws) peer->ws->abort();
+  });
   roam::test::eventually(
       [&] {
         bool any = false;
-        for (int t = 0; t < threads.size(); ++t) {
-          threads.run_on(t, [&] {
-            for (auto& p : pairs)
-              if (&p->sender.io == &threads.at(t) && (p->sender.reading || p->receiver.reading))
-                any = true;
-          });
-        }
+        for_each_on_its_thread(threads, pairs, [&](auto& p) {
+          if (p->sender.reading || p->receiver.reading) any = true;
+        });
         return !any;
       },
       5s, 20ms);
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : pairs) {
-        if (!p || &p->sender.io != &threads.at(t)) continue;
-        if (p->sender.reading || p->receiver.reading)
-          (void)p.release();  // never under a read
-        else
-          p.reset();
-      }
-    });
-  }
+  for_each_on_its_thread(threads, pairs, [](auto& p) {
+    if (p->sender.reading || p->receiver.reading)
+      (void)p.release();  // never under a read
+    else
+      p.reset();
+  });
 }
 
 ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServer& server) {
@@ -1097,19 +1058,14 @@ ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServe
   }
   std::string send_error;
   int lost = 0;
-  for (int t = 0; t < threads.size(); ++t) {
-    threads.run_on(t, [&] {
-      for (auto& p : pairs) {
-        if (&p->sender.io != &threads.at(t)) continue;
-        if (!p->send_error.empty()) send_error = p->send_error;
-        if (p->sender.closed || p->receiver.closed) {
-          ++lost;
-          if (send_error.empty())
-            send_error = p->sender.closed ? p->sender.close_error : p->receiver.close_error;
-        }
-      }
-    });
-  }
+  for_each_on_its_thread(threads, pairs, [&](auto& p) {
+    if (!p->send_error.empty()) send_error = p->send_error;
+    if (p->sender.closed || p->receiver.closed) {
+      ++lost;
+      if (send_error.empty())
+        send_error = p->sender.closed ? p->sender.close_error : p->receiver.close_error;
+    }
+  });
   if (lost > 0) {
     std::printf("  WARNING: %d pairs lost a connection during the runs (%s)\n", lost,
                 send_error.c_str());
