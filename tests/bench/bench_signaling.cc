@@ -15,6 +15,7 @@
 // generator yields the CPU to the server; then the server's histogram shows the server's own
 // latency and the client-side figure mostly the generator's wait. `--help` lists the flags.
 #include <malloc.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -98,6 +99,7 @@ struct Args {
   int client_threads = 2;
   int server_threads = 0;
   int generator_nice = 0;
+  int server_cpus = 0;
   bool verify = true;
 };
 
@@ -123,6 +125,9 @@ void usage() {
       "  --generator-nice N      run the generator's threads at nice N (0-19; 0): on a shared\n"
       "                          machine the server then gets the CPU it asks for first, as\n"
       "                          it would on its own; the generator is slowed instead\n"
+      "  --server-cpus N         run roam-signaling alone on the last N CPUs (and --threads N\n"
+      "                          unless --server-threads is given), everything else on the\n"
+      "                          others: the server's own capacity per core (0: off)\n"
       "  --no-verify             skip certificate verification in the generator\n"
       "quick run: --connections 2000 --hold 5 --pairs 50 --duration 2 --grants 200\n");
 }
@@ -149,7 +154,8 @@ std::optional<Args> parse_args(int argc, char** argv) {
                                             {"--grant-concurrency", &a.grant_concurrency},
                                             {"--client-threads", &a.client_threads},
                                             {"--server-threads", &a.server_threads},
-                                            {"--generator-nice", &a.generator_nice}};
+                                            {"--generator-nice", &a.generator_nice},
+                                            {"--server-cpus", &a.server_cpus}};
   const std::map<std::string, double*> doubles = {{"--duration", &a.duration_s},
                                                   {"--paced-rate", &a.paced_rate},
                                                   {"--light-rate", &a.light_rate}};
@@ -185,7 +191,7 @@ std::optional<Args> parse_args(int argc, char** argv) {
   if (a.connections < 1 || a.pairs < 1 || a.window < 1 || a.rounds < 1 || a.grants < 2 ||
       a.grant_concurrency < 1 || a.client_threads < 1 || a.connect_concurrency < 1 ||
       a.duration_s <= 0 || a.paced_rate <= 0 || a.light_rate <= 0 || a.hold_s < 0 ||
-      a.server_threads < 0 || a.generator_nice < 0 || a.generator_nice > 19) {
+      a.server_threads < 0 || a.generator_nice < 0 || a.generator_nice > 19 || a.server_cpus < 0) {
     throw std::invalid_argument("flag values must be positive (--generator-nice: 0-19)");
   }
   return a;
@@ -321,6 +327,56 @@ double cpu_seconds(pid_t pid) {
   return ticks / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
+// The machine's CPU time so far, and how much of it the hypervisor gave to others ("steal",
+// field 8 of /proc/stat's cpu line): a run with steal is slowed by something outside it.
+struct MachineTime {
+  double total = 0, steal = 0;
+};
+MachineTime machine_time() {
+  std::ifstream in("/proc/stat");
+  std::string cpu;
+  in >> cpu;
+  MachineTime t;
+  double field = 0;
+  for (int i = 1; i <= 8 && in >> field; ++i) {
+    t.total += field;
+    if (i == 8) t.steal = field;
+  }
+  return t;
+}
+double steal_fraction(const MachineTime& before, const MachineTime& after) {
+  const double total = after.total - before.total;
+  return total > 0 ? (after.steal - before.steal) / total : 0;
+}
+
+// --server-cpus: the last `server_count` CPUs this process may use go to roam-signaling; this
+// process moves to the others, and so do the threads and servers it starts later (they inherit
+// its affinity). Returns the server's CPUs as a taskset list ("1" or "2,3"), nullopt when there
+// would be none left for the rest.
+std::optional<std::string> reserve_server_cpus(int server_count, std::string* rest_list) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return std::nullopt;
+  std::vector<int> cpus;
+  for (int c = 0; c < CPU_SETSIZE; ++c)
+    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  if (static_cast<int>(cpus.size()) <= server_count) return std::nullopt;
+  const auto split = cpus.end() - server_count;
+  cpu_set_t rest;
+  CPU_ZERO(&rest);
+  auto join = [](auto from, auto to) {
+    std::string list;
+    for (auto c = from; c != to; ++c)
+      list += (list.empty() ? "" : ",") + std::to_string(*c);
+    return list;
+  };
+  for (auto c = cpus.begin(); c != split; ++c)
+    CPU_SET(*c, &rest);
+  if (::sched_setaffinity(0, sizeof rest, &rest) != 0) return std::nullopt;
+  *rest_list = join(cpus.begin(), split);
+  return join(split, cpus.end());
+}
+
 double self_cpu_seconds() {
   rusage u{};
   ::getrusage(RUSAGE_SELF, &u);
@@ -338,27 +394,21 @@ class SignalingServer {
  public:
   SignalingServer(const std::filesystem::path& dir, const std::filesystem::path& cert,
                   const std::filesystem::path& key, std::uint16_t redis_port,
-                  const std::vector<std::string>& extra, const std::string& name) {
+                  const std::vector<std::string>& extra, const std::string& name,
+                  const std::optional<std::string>& cpus) {
     log_ = dir / (name + ".log");
-    std::vector<std::string> argv = {std::string(ROAM_BINARY_DIR) + "/bin/roam-signaling",
-                                     "--listen",
-                                     "127.0.0.1:0",
-                                     "--admin-listen",
-                                     "127.0.0.1:0",
-                                     "--cert",
-                                     cert.string(),
-                                     "--key",
-                                     key.string(),
-                                     "--jwt-secret",
-                                     kJwtSecret,
-                                     "--turn-secret",
-                                     kTurnSecret,
-                                     "--redis",
-                                     "127.0.0.1:" + std::to_string(redis_port),
-                                     "--instance-id",
-                                     name,
-                                     "--log-level",
-                                     "warn"};
+    std::vector<std::string> argv;
+    if (cpus) {  // taskset execs the server in place: same pid, set before its threads exist
+      auto taskset = roam::test::find_program("taskset");
+      if (!taskset) throw std::runtime_error("--server-cpus needs taskset (util-linux)");
+      argv = {*taskset, "-c", *cpus};
+    }
+    argv.insert(
+        argv.end(),
+        {std::string(ROAM_BINARY_DIR) + "/bin/roam-signaling", "--listen", "127.0.0.1:0",
+         "--admin-listen", "127.0.0.1:0", "--cert", cert.string(), "--key", key.string(),
+         "--jwt-secret", kJwtSecret, "--turn-secret", kTurnSecret, "--redis",
+         "127.0.0.1:" + std::to_string(redis_port), "--instance-id", name, "--log-level", "warn"});
     argv.insert(argv.end(), extra.begin(), extra.end());
     process_ = Process::spawn(argv, log_);
     // "ready wss=127.0.0.1:43211 admin=127.0.0.1:39001 instance=sig-1"
@@ -857,6 +907,7 @@ struct ForwardRun {
   double p50 = 0, p90 = 0, p99 = 0, max = 0;
   std::optional<double> server_p50, server_p99;
   double server_cpu = 0, generator_cpu = 0;  // cores busy
+  double steal = 0;                          // share of the machine's CPU time stolen
   std::int64_t sent = 0, received = 0;
 };
 
@@ -910,6 +961,7 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   std::this_thread::sleep_until(stats.measure_from);
   const std::string metrics_before = server.metrics();
   const double server_cpu0 = cpu_seconds(server.pid()), self_cpu0 = self_cpu_seconds();
+  const auto machine0 = machine_time();
   const auto t0 = Clock::now();
   std::this_thread::sleep_until(stats.measure_to);
   const double wall = seconds_since(t0);
@@ -917,6 +969,7 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   run.offered = offered_rate;
   run.server_cpu = (cpu_seconds(server.pid()) - server_cpu0) / wall;
   run.generator_cpu = (self_cpu_seconds() - self_cpu0) / wall;
+  run.steal = steal_fraction(machine0, machine_time());
   const std::string metrics_after = server.metrics();
   roam::test::eventually([&] { return running == 0; }, 60s, 5ms);  // senders use `running`
   // Drain what is still in flight, so the next run starts from an empty pipe.
@@ -1032,10 +1085,11 @@ ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServe
     if (r.offered > 0) std::snprintf(what, sizeof what, "paced@%.0f", r.offered);
     std::printf(
         "  %-7s %-13s %7.0f msg/s  latency p50 %6.2f p90 %6.2f p99 %7.2f max %7.2f ms | "
-        "server hist p50 %s p99 %s | cpu: server %.2f cores (%.1f us/msg), generator %.2f\n",
+        "server hist p50 %s p99 %s | cpu: server %.2f cores (%.1f us/msg), generator %.2f, "
+        "steal %.1f%%\n",
         label.c_str(), what, r.rate, r.p50, r.p90, r.p99, r.max, fmt_ms(r.server_p50).c_str(),
         fmt_ms(r.server_p99).c_str(), r.server_cpu, r.rate > 0 ? r.server_cpu / r.rate * 1e6 : 0.0,
-        r.generator_cpu);
+        r.generator_cpu, 100 * r.steal);
     std::fflush(stdout);
   };
   for (int round = 1; round <= g.args.rounds; ++round) {
@@ -1241,11 +1295,30 @@ int main(int argc, char** argv) {
   const bool run_b = args.phases.find('b') != std::string::npos;
   const bool run_c = args.phases.find('c') != std::string::npos;
 
-  std::printf(
-      "roam-signaling benchmark: ONE instance on loopback; redis-server, coturn, roam-relay and "
-      "this load generator (%d threads) share the machine's %ld cores with it, so every figure "
-      "is a lower bound of the server alone.\n",
-      args.client_threads, ::sysconf(_SC_NPROCESSORS_ONLN));
+  std::optional<std::string> server_cpus;
+  if (args.server_cpus > 0) {
+    std::string rest;
+    server_cpus = reserve_server_cpus(args.server_cpus, &rest);
+    if (!server_cpus) {
+      std::fprintf(stderr,
+                   "bench_signaling: --server-cpus %d: this process may use too few CPUs to "
+                   "leave any for the generator\n",
+                   args.server_cpus);
+      return 2;
+    }
+    if (args.server_threads == 0) args.server_threads = args.server_cpus;
+    std::printf(
+        "roam-signaling benchmark: ONE instance on loopback, alone on CPU %s with %d I/O "
+        "threads; redis-server, coturn, roam-relay and this load generator (%d threads) on CPU "
+        "%s.\n",
+        server_cpus->c_str(), args.server_threads, args.client_threads, rest.c_str());
+  } else {
+    std::printf(
+        "roam-signaling benchmark: ONE instance on loopback; redis-server, coturn, roam-relay "
+        "and this load generator (%d threads) share the machine's %ld cores with it, so every "
+        "figure is a lower bound of the server alone.\n",
+        args.client_threads, ::sysconf(_SC_NPROCESSORS_ONLN));
+  }
   if (args.generator_nice > 0) {
     std::printf(
         "the generator's threads run at nice %d: the server gets the CPU it asks for first, and "
@@ -1342,7 +1415,8 @@ int main(int argc, char** argv) {
                   args.connections, kPerSourceAddress, args.connect_concurrency);
       const std::vector<std::string> threads_flag = {"--threads",
                                                      std::to_string(args.server_threads)};
-      SignalingServer server(dir.path(), cert, key, redis->port(), threads_flag, "sig-a");
+      SignalingServer server(dir.path(), cert, key, redis->port(), threads_flag, "sig-a",
+                             server_cpus);
       g.port = server.wss_port();
       a = phase_connections(g, threads, server);
       const double per_conn =
@@ -1380,7 +1454,8 @@ int main(int argc, char** argv) {
     std::optional<ForwardingResult> b;
     std::optional<GrantResult> c;
     if (run_b || run_c) {
-      SignalingServer server(dir.path(), cert, key, redis->port(), unlimited, "sig-bc");
+      SignalingServer server(dir.path(), cert, key, redis->port(), unlimited, "sig-bc",
+                             server_cpus);
       g.port = server.wss_port();
       if (run_b) {
         std::printf(
@@ -1409,10 +1484,15 @@ int main(int argc, char** argv) {
     }
 
     // ---- summary ----
-    std::printf(
-        "\nsummary (one roam-signaling instance; the generator and the other servers "
-        "share the same %ld cores)\n",
-        ::sysconf(_SC_NPROCESSORS_ONLN));
+    if (server_cpus) {
+      std::printf("\nsummary (one roam-signaling instance alone on CPU %s, %d I/O threads)\n",
+                  server_cpus->c_str(), args.server_threads);
+    } else {
+      std::printf(
+          "\nsummary (one roam-signaling instance; the generator and the other servers "
+          "share the same %ld cores)\n",
+          ::sysconf(_SC_NPROCESSORS_ONLN));
+    }
     std::printf("  %-44s %-26s %s\n", "figure", "target", "measured");
     auto row = [](const std::string& figure, const std::string& target, const std::string& value,
                   std::optional<bool> met) {
@@ -1458,10 +1538,9 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%.0f msg/s median (p10 %.0f, p90 %.0f), server %.2f cores",
                     median(rates), percentile(rates, 0.1), percentile(rates, 0.9), median(cpu));
       row("(b) forwarded candidates/s, saturated", ">= 50000/s", buf, median(rates) >= 50000);
-      std::snprintf(buf, sizeof buf, "%.1f us/msg -> %.0f msg/s if it had all %ld cores",
-                    median(us_per_msg), ::sysconf(_SC_NPROCESSORS_ONLN) / median(us_per_msg) * 1e6,
-                    ::sysconf(_SC_NPROCESSORS_ONLN));
-      row("(b) server CPU per forwarded message", "-", buf, std::nullopt);
+      std::snprintf(buf, sizeof buf, "%.1f us/msg = %.0f msg/s per busy core", median(us_per_msg),
+                    1e6 / median(us_per_msg));
+      row("(b) server CPU per forwarded message", "saturated", buf, std::nullopt);
       std::snprintf(buf, sizeof buf, "p50 %.2f p90 %.2f p99 %.2f ms at %.0f msg/s", median(p50),
                     median(p90), median(p99), median(paced_rate));
       row("(b) forward latency, paced, client-side", "p99 <= 10 ms at 50000/s", buf,
