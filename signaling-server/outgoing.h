@@ -24,6 +24,9 @@ struct Outgoing {
   enum class Timing : std::uint8_t { kNone, kLocal, kRemote } timing = Timing::kNone;
   TimePoint received_at{};
   std::int64_t received_unix_us = 0;
+  // The sending connection had more of its input received and not yet parsed when this was
+  // handed over: more of its burst, often for the same peer, follows within a few handlers.
+  bool sender_has_more = false;
 };
 
 }  // namespace roam::signaling

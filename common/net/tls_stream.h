@@ -80,6 +80,10 @@ class TlsStream {
   // kCorkLimit bytes); async_flush() sends what is buffered. Uncorking does not flush.
   void set_corked(bool corked) { corked_ = corked; }
   std::size_t buffered_output() const { return out_.size() - out_sent_; }
+  // Received bytes not yet read through this stream: the next read needs no recv().
+  bool has_buffered_input() const {
+    return in_used_ < in_.size() || wolfSSL_pending(ssl_.get()) > 0;
+  }
 
   // Encrypts `buffers` into the output buffer now and sends nothing (async_flush() sends it);
   // never waits. Pieces that fit are joined first, so a frame header and its payload make one

@@ -167,3 +167,30 @@ def test_max_sessions(redis_server, signaling):
         await alice.expect_error("too_many_sessions", request="r3")
         await others[2].quiet()
     run(scenario())
+
+
+def test_burst_to_two_sessions_arrives_whole_and_in_order(server):
+    """A burst of candidates sent back to back, alternating between two sessions: each peer
+    gets its own in sending order, none lost or duplicated. (The server's writer joins what one
+    sender's burst brings into one send(); this is what must not change.)"""
+    async def scenario():
+        alice, bob = await open_pair(server)
+        carol = await SigClient.open(server, "carol")
+        with_bob, _ = await start_session(alice, bob, "r-bob")
+        with_carol, _ = await start_session(alice, carol, "r-carol")
+        sessions = {bob: with_bob["session"], carol: with_carol["session"]}
+        per_peer = 40  # 80 in all: within the default burst of 100
+        for k in range(per_peer):
+            for peer in (bob, carol):
+                await alice.send({"type": "candidate", "session": sessions[peer],
+                                  "candidate": candidate(40000 + k)})
+        for peer in (bob, carol):
+            ports = []
+            for _ in range(per_peer):
+                got = await peer.expect("candidate", session=sessions[peer])
+                ports.append(int(got["candidate"].split()[5]))
+            assert ports == [40000 + k for k in range(per_peer)], ports
+            await peer.quiet()
+        for c in (alice, bob, carol):
+            await c.close()
+    run(scenario())
