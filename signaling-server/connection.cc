@@ -251,8 +251,9 @@ awaitable<void> Connection::write_loop() {
       // rest of the burst joins this batch, which leaves in one send() (a post costs no system
       // call, a loopback send() several microseconds). A message that arrived alone, as under
       // a paced load, goes out at once: yielding would only queue it behind everyone else.
-      for (int i = 0; i < kMaxCoalescingYields && !queue_.empty() &&
-                      queue_.back().sender_has_more && queue_.size() < kMaxWriteBatch;
+      // (Only this writer takes from the queue: it stays non-empty across the yields.)
+      for (int i = 0; i < kMaxCoalescingYields && queue_.back().sender_has_more &&
+                      queue_.size() < kMaxWriteBatch;
            ++i) {
         co_await asio::post(get_executor(), asio::use_awaitable);
       }

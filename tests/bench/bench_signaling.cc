@@ -351,9 +351,12 @@ double steal_fraction(const MachineTime& before, const MachineTime& after) {
 
 // --server-cpus: the last `server_count` CPUs this process may use go to roam-signaling; this
 // process moves to the others, and so do the threads and servers it starts later (they inherit
-// its affinity). Returns the server's CPUs as a taskset list ("1" or "2,3"), nullopt when there
-// would be none left for the rest.
-std::optional<std::string> reserve_server_cpus(int server_count, std::string* rest_list) {
+// its affinity). Both sides as taskset lists ("1" or "2,3"); nullopt when there would be none
+// left for the rest.
+struct CpuSplit {
+  std::string server, rest;
+};
+std::optional<CpuSplit> reserve_server_cpus(int server_count) {
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return std::nullopt;
@@ -373,8 +376,7 @@ std::optional<std::string> reserve_server_cpus(int server_count, std::string* re
   for (auto c = cpus.begin(); c != split; ++c)
     CPU_SET(*c, &rest);
   if (::sched_setaffinity(0, sizeof rest, &rest) != 0) return std::nullopt;
-  *rest_list = join(cpus.begin(), split);
-  return join(split, cpus.end());
+  return CpuSplit{join(split, cpus.end()), join(cpus.begin(), split)};
 }
 
 double self_cpu_seconds() {
@@ -1297,21 +1299,21 @@ int main(int argc, char** argv) {
 
   std::optional<std::string> server_cpus;
   if (args.server_cpus > 0) {
-    std::string rest;
-    server_cpus = reserve_server_cpus(args.server_cpus, &rest);
-    if (!server_cpus) {
+    const auto split = reserve_server_cpus(args.server_cpus);
+    if (!split) {
       std::fprintf(stderr,
                    "bench_signaling: --server-cpus %d: this process may use too few CPUs to "
                    "leave any for the generator\n",
                    args.server_cpus);
       return 2;
     }
+    server_cpus = split->server;
     if (args.server_threads == 0) args.server_threads = args.server_cpus;
     std::printf(
         "roam-signaling benchmark: ONE instance on loopback, alone on CPU %s with %d I/O "
         "threads; redis-server, coturn, roam-relay and this load generator (%d threads) on CPU "
         "%s.\n",
-        server_cpus->c_str(), args.server_threads, args.client_threads, rest.c_str());
+        split->server.c_str(), args.server_threads, args.client_threads, split->rest.c_str());
   } else {
     std::printf(
         "roam-signaling benchmark: ONE instance on loopback; redis-server, coturn, roam-relay "
