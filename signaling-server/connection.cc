@@ -102,6 +102,7 @@ Connection::Connection(ServerContext& context, Shard& shard, asio::ip::tcp::sock
       wake_writer_(shard.io),
       hello_timer_(shard.io),
       expiry_timer_(shard.io),
+      keep_alive_timer_(shard.io),
       limiter_(context.config.rate, context.config.burst, context.config.flood_close_after,
                Clock::now()) {
   context_.metrics.connections.Increment();
@@ -163,8 +164,9 @@ awaitable<bool> Connection::accept() {
 
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = kHandshakeTimeout;  // also bounds the closing handshake
-  timeouts.idle_timeout = context_.config.idle_timeout;
-  timeouts.keep_alive_pings = true;  // ping at idle/2, close at idle without an answer
+  // Idle pings and the idle timeout are KeepAlive's (keep_alive.h says why not Beast's).
+  timeouts.idle_timeout = websocket::stream_base::none();
+  timeouts.keep_alive_pings = false;
   ws_.set_option(timeouts);
   ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& response) {
     response.set(http::field::server, "roam-signaling");
@@ -189,6 +191,7 @@ awaitable<void> Connection::run() {
       self->close(kClosePolicy, "hello timeout", DisconnectReason::kHelloTimeout);
     }
   });
+  arm_keep_alive();
   if (context_.draining)
     close(kCloseServiceRestart, "server shutting down", DisconnectReason::kShutdown);
   asio::co_spawn(get_executor(), write_loop(), asio::detached);
@@ -372,6 +375,27 @@ void Connection::hard_close(DisconnectReason why) {
   boost::system::error_code ignored;
   beast::get_lowest_layer(ws_).close(ignored);
   wake_writer_.cancel();
+}
+
+void Connection::arm_keep_alive() {
+  keep_alive_timer_.expires_after(context_.config.idle_timeout / 2);
+  keep_alive_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    // A closing handshake has its own bound (Beast's handshake timeout).
+    if (ec || !self->alive_ || self->closing_) return;
+    switch (self->keep_alive_.on_tick(self->ws_.next_layer().receives(), self->ping_pending_)) {
+      case KeepAlive::Action::kNone:
+        break;
+      case KeepAlive::Action::kPing:
+        self->ping_pending_ = true;
+        self->ws_.async_ping({},
+                             [self](boost::system::error_code) { self->ping_pending_ = false; });
+        break;
+      case KeepAlive::Action::kTimeOut:
+        self->hard_close(DisconnectReason::kIdle);
+        return;
+    }
+    self->arm_keep_alive();
+  });
 }
 
 void Connection::kick_if_older(std::int64_t generation) {
@@ -759,6 +783,7 @@ awaitable<void> Connection::cleanup() {
   alive_ = false;
   hello_timer_.cancel();
   expiry_timer_.cancel();
+  keep_alive_timer_.cancel();
   wake_writer_.cancel();
   boost::system::error_code ignored;
   beast::get_lowest_layer(ws_).close(ignored);  // ends a write stuck on a dead peer

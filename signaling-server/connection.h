@@ -23,6 +23,7 @@
 
 #include "common/net/tls_stream.h"
 #include "common/signaling/message.h"
+#include "signaling-server/keep_alive.h"
 #include "signaling-server/outgoing.h"
 #include "signaling-server/rate_limiter.h"
 #include "signaling-server/server_context.h"
@@ -87,6 +88,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void enqueue(Outgoing message);
   void hard_close(DisconnectReason why);
   void arm_expiry(std::int64_t expires_unix);
+  // The next keep-alive tick, idle_timeout / 2 from now (keep_alive.h).
+  void arm_keep_alive();
   boost::asio::awaitable<void> cleanup();
 
   ServerContext& context_;
@@ -96,6 +99,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer wake_writer_;
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer expiry_timer_;
+  boost::asio::steady_timer keep_alive_timer_;
+  KeepAlive keep_alive_;
+  bool ping_pending_ = false;
   RateLimiter limiter_;
   std::deque<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;

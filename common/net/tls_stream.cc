@@ -142,6 +142,7 @@ int TlsStream::on_receive(WOLFSSL*, char* buffer, int size, void* opaque) {
   const ssize_t got = ::recv(self->socket_.native_handle(), direct ? buffer : ahead.data(),
                              direct ? wanted : ahead.size(), 0);
   if (got > 0) {
+    ++self->receives_;
     self->socket_drained_ = static_cast<std::size_t>(got) < (direct ? wanted : ahead.size());
     if (direct) return static_cast<int>(got);
     const auto n = std::min(wanted, static_cast<std::size_t>(got));

@@ -1,11 +1,12 @@
-// The sans-I/O parts of roam-signaling: rate limiting, admission, relay choice, the registry's
-// peer info and the envelopes instances route to each other.
+// The sans-I/O parts of roam-signaling: rate limiting, keep-alive, admission, relay choice, the
+// registry's peer info and the envelopes instances route to each other.
 #include <gtest/gtest.h>
 
 #include "common/ice/candidate_text.h"
 #include "common/signaling/peer_info.h"
 #include "common/signaling/route_envelope.h"
 #include "signaling-server/connection_limiter.h"
+#include "signaling-server/keep_alive.h"
 #include "signaling-server/rate_limiter.h"
 #include "signaling-server/relay_directory.h"
 #include "signaling-server/relay_grants.h"
@@ -57,6 +58,36 @@ TEST(SignalingRateLimiter, AnAcceptedMessageEndsTheRun) {
   EXPECT_EQ(limiter.on_message(t1), RateLimiter::Verdict::kAccept);
   EXPECT_EQ(limiter.dropped_in_a_row(), 0u);
   EXPECT_EQ(limiter.on_message(t1), RateLimiter::Verdict::kDropAndWarn);
+}
+
+// Ticks come every idle_timeout / 2; the argument is the connection's receive counter then.
+TEST(SignalingKeepAlive, PingsAfterASilentTickClosesAfterTheNext) {
+  using Action = KeepAlive::Action;
+  KeepAlive keep_alive;
+  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kNone);  // the hello arrived in this tick
+  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kPing);
+  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kTimeOut);
+}
+
+TEST(SignalingKeepAlive, TrafficOrAPongStartsOver) {
+  using Action = KeepAlive::Action;
+  KeepAlive keep_alive;
+  for (std::uint64_t receives = 1; receives <= 5; ++receives)
+    EXPECT_EQ(keep_alive.on_tick(receives, false), Action::kNone) << receives;
+  EXPECT_EQ(keep_alive.on_tick(5, false), Action::kPing);
+  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kNone);  // the pong
+  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kPing);  // silent again: a fresh ping
+  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kTimeOut);
+}
+
+TEST(SignalingKeepAlive, AnUnwrittenPingIsNotDoubledAndSilenceStillTimesOut) {
+  using Action = KeepAlive::Action;
+  KeepAlive keep_alive;
+  EXPECT_EQ(keep_alive.on_tick(1, false), Action::kNone);
+  EXPECT_EQ(keep_alive.on_tick(1, false), Action::kPing);
+  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kNone);  // traffic, the ping still queued
+  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kNone);  // silent: no second ping behind it
+  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kTimeOut);
 }
 
 TEST(SignalingConnectionLimiter, CapsPerIpAndTotalAndReleases) {
