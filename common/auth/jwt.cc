@@ -7,6 +7,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include "common/crypto/digest.h"
+#include "common/util/json_sax.h"
 
 namespace roam::auth::jwt {
 namespace {
@@ -32,17 +33,10 @@ bool iequals(std::string_view a, std::string_view b) {
 // keeps only the last of duplicate keys (RFC 7515 §5.2 allows that), but a token with
 // duplicates is ambiguous across implementations, so we compare this count with the parsed
 // object's size and reject any difference (RFC 7519 §4: "MUST either reject ... or").
-struct MemberCounter {
-  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
-
+struct MemberCounter : json_sax::IgnoreAll {
   std::size_t depth = 0;
   std::size_t top_level_members = 0;
 
-  bool on_document_begin(json::error_code&) { return true; }
-  bool on_document_end(json::error_code&) { return true; }
   bool on_array_begin(json::error_code&) {
     ++depth;
     return true;
@@ -60,18 +54,6 @@ struct MemberCounter {
     --depth;
     return true;
   }
-  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_key_part(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_key(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return true; }
-  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return true; }
-  bool on_double(double, json::string_view, json::error_code&) { return true; }
-  bool on_bool(bool, json::error_code&) { return true; }
-  bool on_null(json::error_code&) { return true; }
-  bool on_comment_part(json::string_view, json::error_code&) { return true; }
-  bool on_comment(json::string_view, json::error_code&) { return true; }
 };
 
 json::parse_options strict_options() {

@@ -11,6 +11,7 @@
 #include <boost/json/basic_parser_impl.hpp>
 
 #include "common/ice/candidate_text.h"
+#include "common/util/json_sax.h"
 
 namespace roam::signaling {
 namespace {
@@ -286,22 +287,13 @@ json::parse_options strict_options() {
 // duplicates means different things to different readers (a classic smuggling vector), so
 // it is refused outright. (common/auth/jwt.cc does the same for the top level of JWT parts by
 // counting members; here every object is checked, so the names themselves are compared.)
-struct DuplicateFinder {
-  static constexpr std::size_t max_array_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_object_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_string_size = static_cast<std::size_t>(-1);
-  static constexpr std::size_t max_key_size = static_cast<std::size_t>(-1);
-
+struct DuplicateFinder : json_sax::IgnoreAll {
   // The member names seen so far in each open object (innermost last). Keys always belong to
   // the innermost open object, whatever arrays lie between, so arrays need no entry.
   std::vector<std::set<std::string, std::less<>>> open_objects;
   std::string key;  // the key being assembled from on_key_part pieces
   bool duplicate = false;
 
-  bool on_document_begin(json::error_code&) { return true; }
-  bool on_document_end(json::error_code&) { return true; }
-  bool on_array_begin(json::error_code&) { return true; }
-  bool on_array_end(std::size_t, json::error_code&) { return true; }
   bool on_object_begin(json::error_code&) {
     open_objects.emplace_back();
     return true;
@@ -325,16 +317,6 @@ struct DuplicateFinder {
     }
     return true;
   }
-  bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_string(json::string_view, std::size_t, json::error_code&) { return true; }
-  bool on_number_part(json::string_view, json::error_code&) { return true; }
-  bool on_int64(std::int64_t, json::string_view, json::error_code&) { return true; }
-  bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return true; }
-  bool on_double(double, json::string_view, json::error_code&) { return true; }
-  bool on_bool(bool, json::error_code&) { return true; }
-  bool on_null(json::error_code&) { return true; }
-  bool on_comment_part(json::string_view, json::error_code&) { return true; }
-  bool on_comment(json::string_view, json::error_code&) { return true; }
 };
 
 // The frame as a JSON object with unique member names, or a kBadJson error.
