@@ -204,6 +204,8 @@ awaitable<void> Connection::run() {
         if (ec == websocket::error::message_too_big) {
           why_ = DisconnectReason::kTooBig;
         } else if (ec == beast::error::timeout) {
+          // Beast's only timeout left is the handshake's: here a closing handshake the client
+          // began and never finished (KeepAlive closes silent ones with why_ set).
           why_ = DisconnectReason::kIdle;
         } else {
           why_ = DisconnectReason::kClientClosed;
@@ -382,13 +384,12 @@ void Connection::arm_keep_alive() {
   keep_alive_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
     // A closing handshake has its own bound (Beast's handshake timeout).
     if (ec || !self->alive_ || self->closing_) return;
-    switch (self->keep_alive_.on_tick(self->ws_.next_layer().receives(), self->ping_pending_)) {
+    switch (self->keep_alive_.on_tick(self->ws_.next_layer().receives())) {
       case KeepAlive::Action::kNone:
         break;
       case KeepAlive::Action::kPing:
-        self->ping_pending_ = true;
-        self->ws_.async_ping({},
-                             [self](boost::system::error_code) { self->ping_pending_ = false; });
+        self->ws_.async_ping(
+            {}, [self](boost::system::error_code) { self->keep_alive_.on_ping_written(); });
         break;
       case KeepAlive::Action::kTimeOut:
         self->hard_close(DisconnectReason::kIdle);

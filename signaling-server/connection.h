@@ -101,7 +101,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer keep_alive_timer_;
   KeepAlive keep_alive_;
-  bool ping_pending_ = false;
   RateLimiter limiter_;
   std::deque<Outgoing> queue_;
   std::size_t queued_bytes_ = 0;

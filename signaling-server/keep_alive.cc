@@ -2,7 +2,7 @@
 
 namespace roam::signaling {
 
-KeepAlive::Action KeepAlive::on_tick(std::uint64_t receives, bool ping_pending) {
+KeepAlive::Action KeepAlive::on_tick(std::uint64_t receives) {
   if (receives != receives_seen_) {
     receives_seen_ = receives;
     pinged_ = false;
@@ -10,7 +10,9 @@ KeepAlive::Action KeepAlive::on_tick(std::uint64_t receives, bool ping_pending) 
   }
   if (!pinged_) {
     pinged_ = true;
-    return ping_pending ? Action::kNone : Action::kPing;
+    if (ping_in_flight_) return Action::kNone;
+    ping_in_flight_ = true;
+    return Action::kPing;
   }
   return Action::kTimeOut;
 }

@@ -21,17 +21,19 @@ class KeepAlive {
  public:
   enum class Action {
     kNone,     // traffic since the last tick (or the ping due is still the last one, unwritten)
-    kPing,     // silent for a whole tick: send a ping
+    kPing,     // silent for a whole tick: send a ping, then call on_ping_written()
     kTimeOut,  // silent for the tick after that too: close
   };
   // `receives`: how many reads so far brought bytes from the client (a counter that only grows).
-  // `ping_pending`: the previous ping is not written yet; no second one is queued behind it (a
-  // silent client still times out on the next tick).
-  Action on_tick(std::uint64_t receives, bool ping_pending);
+  // While the last ping is not written, no second one is queued behind it (a silent client still
+  // times out on the next tick).
+  Action on_tick(std::uint64_t receives);
+  void on_ping_written() { ping_in_flight_ = false; }
 
  private:
   std::uint64_t receives_seen_ = 0;
-  bool pinged_ = false;
+  bool pinged_ = false;          // this silence has had its ping
+  bool ping_in_flight_ = false;  // a ping was asked for and is not written yet
 };
 
 }  // namespace roam::signaling

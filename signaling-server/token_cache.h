@@ -38,7 +38,7 @@ class TokenCache {
     // cover a burst of 16 concurrent connects on one shard between two fetches. With 16 (8
     // connects) the rest of such a burst waited for Redis: in ./run bench signaling phase (c),
     // 16 pairs at once, the server's grant p99 was 3.1-7.5 ms (median 5.7 ms, 7 runs) against
-    // 1.5-2.9 ms (median 2.5 ms, 6 runs) with 32.
+    // 1.5-2.9 ms (median 2.5 ms, 7 runs) with 32.
     std::size_t batch = 32;
     std::size_t low_water = 16;  // fetch again when fewer than this are left
     Duration max_hold = std::chrono::seconds(20);

@@ -1428,8 +1428,7 @@ int main(int argc, char** argv) {
       const double per_conn =
           a->held > 0 ? static_cast<double>(a->rss_after_kib - a->rss_before_kib) / a->held : 0;
       std::printf(
-          "  held %d of %d (failed %d, lost while idle %d; the oldest idle for %.0f s, server "
-          "pings "
+          "  held %d of %d (failed %d, lost while idle %d; the oldest idle for %.0f s; pinged "
           "after %d-%d s of silence); set-up %.1f s total = %.0f connections/s\n",
           a->held, a->wanted, a->failed, a->lost, a->oldest_idle_s, kHoldPhaseIdleTimeoutS / 2,
           kHoldPhaseIdleTimeoutS, a->establish_s, (a->wanted - a->failed) / a->establish_s);

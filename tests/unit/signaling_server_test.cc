@@ -64,30 +64,31 @@ TEST(SignalingRateLimiter, AnAcceptedMessageEndsTheRun) {
 TEST(SignalingKeepAlive, PingsAfterASilentTickClosesAfterTheNext) {
   using Action = KeepAlive::Action;
   KeepAlive keep_alive;
-  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kNone);  // the hello arrived in this tick
-  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kPing);
-  EXPECT_EQ(keep_alive.on_tick(3, false), Action::kTimeOut);
+  EXPECT_EQ(keep_alive.on_tick(3), Action::kNone);  // the hello arrived in this tick
+  EXPECT_EQ(keep_alive.on_tick(3), Action::kPing);
+  EXPECT_EQ(keep_alive.on_tick(3), Action::kTimeOut);
 }
 
 TEST(SignalingKeepAlive, TrafficOrAPongStartsOver) {
   using Action = KeepAlive::Action;
   KeepAlive keep_alive;
   for (std::uint64_t receives = 1; receives <= 5; ++receives)
-    EXPECT_EQ(keep_alive.on_tick(receives, false), Action::kNone) << receives;
-  EXPECT_EQ(keep_alive.on_tick(5, false), Action::kPing);
-  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kNone);  // the pong
-  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kPing);  // silent again: a fresh ping
-  EXPECT_EQ(keep_alive.on_tick(6, false), Action::kTimeOut);
+    EXPECT_EQ(keep_alive.on_tick(receives), Action::kNone) << receives;
+  EXPECT_EQ(keep_alive.on_tick(5), Action::kPing);
+  keep_alive.on_ping_written();
+  EXPECT_EQ(keep_alive.on_tick(6), Action::kNone);  // the pong
+  EXPECT_EQ(keep_alive.on_tick(6), Action::kPing);  // silent again: a fresh ping
+  EXPECT_EQ(keep_alive.on_tick(6), Action::kTimeOut);
 }
 
 TEST(SignalingKeepAlive, AnUnwrittenPingIsNotDoubledAndSilenceStillTimesOut) {
   using Action = KeepAlive::Action;
   KeepAlive keep_alive;
-  EXPECT_EQ(keep_alive.on_tick(1, false), Action::kNone);
-  EXPECT_EQ(keep_alive.on_tick(1, false), Action::kPing);
-  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kNone);  // traffic, the ping still queued
-  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kNone);  // silent: no second ping behind it
-  EXPECT_EQ(keep_alive.on_tick(2, true), Action::kTimeOut);
+  EXPECT_EQ(keep_alive.on_tick(1), Action::kNone);
+  EXPECT_EQ(keep_alive.on_tick(1), Action::kPing);
+  EXPECT_EQ(keep_alive.on_tick(2), Action::kNone);  // traffic, the ping still queued
+  EXPECT_EQ(keep_alive.on_tick(2), Action::kNone);  // silent: no second ping behind it
+  EXPECT_EQ(keep_alive.on_tick(2), Action::kTimeOut);
 }
 
 TEST(SignalingConnectionLimiter, CapsPerIpAndTotalAndReleases) {
