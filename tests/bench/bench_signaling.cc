@@ -178,8 +178,11 @@ std::optional<Args> parse_args(int argc, char** argv) {
       std::string list = value();
       if (list != "none") {
         std::istringstream in(list);
-        for (std::string rate; std::getline(in, rate, ',');)
+        for (std::string rate; std::getline(in, rate, ',');) {
           a.sweep.push_back(number(flag, rate));
+          if (a.sweep.back() <= 0)
+            throw std::invalid_argument("--sweep " + rate + ": a rate must be above 0");
+        }
       }
     } else if (flag == "--phases") {
       a.phases = value();
@@ -192,11 +195,37 @@ std::optional<Args> parse_args(int argc, char** argv) {
       throw std::invalid_argument("unknown flag " + flag + " (--help lists them)");
     }
   }
-  if (a.connections < 1 || a.pairs < 1 || a.window < 1 || a.rounds < 1 || a.grants < 2 ||
-      a.grant_concurrency < 1 || a.client_threads < 1 || a.connect_concurrency < 1 ||
-      a.duration_s <= 0 || a.paced_rate <= 0 || a.light_rate <= 0 || a.hold_s < 0 ||
-      a.server_threads < 0 || a.generator_nice < 0 || a.generator_nice > 19 || a.server_cpus < 0) {
-    throw std::invalid_argument("flag values must be positive (--generator-nice: 0-19)");
+  // Each flag's allowed range, so that a bad value is named in the error.
+  struct Range {
+    const char* flag;
+    double value, min, max;
+  };
+  constexpr double kAny = 1e9;
+  const Range ranges[] = {{"--connections", double(a.connections), 1, kAny},
+                          {"--connect-concurrency", double(a.connect_concurrency), 1, kAny},
+                          {"--hold", double(a.hold_s), 0, kAny},
+                          {"--pairs", double(a.pairs), 1, kAny},
+                          {"--window", double(a.window), 1, kAny},
+                          {"--rounds", double(a.rounds), 1, kAny},
+                          {"--grants", double(a.grants), 2, kAny},
+                          {"--grant-concurrency", double(a.grant_concurrency), 1, kAny},
+                          {"--client-threads", double(a.client_threads), 1, kAny},
+                          {"--server-threads", double(a.server_threads), 0, kAny},
+                          {"--generator-nice", double(a.generator_nice), 0, 19},
+                          {"--server-cpus", double(a.server_cpus), 0, kAny},
+                          {"--duration", a.duration_s, 1e-3, kAny},
+                          {"--paced-rate", a.paced_rate, 1e-3, kAny},
+                          {"--light-rate", a.light_rate, 1e-3, kAny}};
+  for (const auto& r : ranges) {
+    if (r.value < r.min || r.value > r.max) {
+      char why[160];
+      if (r.max < kAny) {
+        std::snprintf(why, sizeof why, "%s %g: must be %g-%g", r.flag, r.value, r.min, r.max);
+      } else {
+        std::snprintf(why, sizeof why, "%s %g: must be at least %g", r.flag, r.value, r.min);
+      }
+      throw std::invalid_argument(why);
+    }
   }
   return a;
 }

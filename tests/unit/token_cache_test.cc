@@ -107,4 +107,24 @@ TEST(TokenCache, FetchesAheadOnlyUnderLoadAndOnlyAQuarterOfThePool) {
   EXPECT_EQ(cache.start_fetch("r1", t0 + 5s, 100), 0u) << "an idle gap resets the load";
 }
 
+// The defaults are sized for ./run bench signaling phase (c): 16 pairs connecting at once on a
+// shard take 32 tokens, and a full cache serves them all without a Redis round trip (with a
+// batch of 16, half of such a burst waited for Redis and the grant p99 doubled).
+TEST(TokenCache, DefaultsServeABurstOfSixteenConnectsFromOneFetch) {
+  TokenCache cache(TokenCache::Limits{});
+  const TimePoint t0{};
+  for (std::size_t i = 0; i < cache.limits().min_grants_per_second; ++i)
+    cache.note_grant(t0);
+  constexpr std::size_t kConnects = 16, kTokensPerConnect = 2;
+  const auto fetch = cache.start_fetch("r1", t0, 1000);
+  ASSERT_EQ(fetch, kConnects * kTokensPerConnect);
+  cache.add("r1", tokens(1, fetch), t0);
+  for (std::size_t k = 0; k < kConnects * kTokensPerConnect; ++k) {
+    ASSERT_TRUE(cache.take("r1", t0 + 1ms)) << "token " << k << " of the burst missed";
+    if (k + 1 == kConnects * kTokensPerConnect - cache.limits().low_water + 1) {
+      EXPECT_GT(cache.start_fetch("r1", t0 + 1ms, 1000), 0u) << "refills below the low water";
+    }
+  }
+}
+
 }  // namespace
