@@ -3,6 +3,7 @@
 #include <malloc.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <array>
@@ -10,6 +11,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 #include <vector>
 
@@ -119,6 +121,39 @@ int TlsStream::on_verify(int preverified, WOLFSSL_X509_STORE_CTX* context) {
   return (*self->verify_)(preverified != 0, verify_context) ? 1 : 0;
 }
 
+bool TlsStream::stamp_arrivals() {
+  const int on = 1;
+  if (::setsockopt(socket_.native_handle(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on) != 0) {
+    return false;
+  }
+  stamp_arrivals_ = true;
+  return true;
+}
+
+ssize_t TlsStream::receive_from_socket(char* buffer, std::size_t size) {
+  if (!stamp_arrivals_) return ::recv(socket_.native_handle(), buffer, size, 0);
+  iovec data{buffer, size};
+  alignas(cmsghdr) std::array<char, CMSG_SPACE(sizeof(timespec))> control{};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  const ssize_t got = ::recvmsg(socket_.native_handle(), &message, 0);
+  if (got <= 0) return got;
+  // No stamp (the kernel turns stamping on for everyone a moment after the first socket asks)
+  // must not leave an older one standing for these bytes.
+  last_arrival_ns_ = 0;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec at{};
+      std::memcpy(&at, CMSG_DATA(c), sizeof at);
+      last_arrival_ns_ = std::int64_t{at.tv_sec} * 1'000'000'000 + at.tv_nsec;
+    }
+  }
+  return got;
+}
+
 int TlsStream::on_receive(WOLFSSL*, char* buffer, int size, void* opaque) {
   auto* self = static_cast<TlsStream*>(opaque);
   const auto wanted = static_cast<std::size_t>(size);
@@ -139,8 +174,8 @@ int TlsStream::on_receive(WOLFSSL*, char* buffer, int size, void* opaque) {
   thread_local std::vector<char> ahead;
   if (ahead.empty()) ahead.resize(kReadAhead);
   const bool direct = wanted >= ahead.size();
-  const ssize_t got = ::recv(self->socket_.native_handle(), direct ? buffer : ahead.data(),
-                             direct ? wanted : ahead.size(), 0);
+  const ssize_t got =
+      self->receive_from_socket(direct ? buffer : ahead.data(), direct ? wanted : ahead.size());
   if (got > 0) {
     ++self->receives_;
     self->socket_drained_ = static_cast<std::size_t>(got) < (direct ? wanted : ahead.size());

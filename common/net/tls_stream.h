@@ -88,6 +88,14 @@ class TlsStream {
   // recv() calls so far that brought bytes: a keep-alive's sign of life from the peer that costs
   // nothing per message (no clock read, no timer).
   std::uint64_t receives() const { return receives_; }
+  // Asks the kernel to stamp arriving segments (SO_TIMESTAMPNS, on the open socket). From then
+  // on last_arrival_unix_ns() is when the newest segment read so far reached this host's TCP
+  // stack (CLOCK_REALTIME, ns; 0 = none yet). For a message just read that is no earlier than
+  // its own arrival: one read may take later segments with it. Benchmarks use it to leave the
+  // receiving client's own wait for the CPU out of a server's forward latency. False (errno
+  // set) when the socket refuses.
+  bool stamp_arrivals();
+  std::int64_t last_arrival_unix_ns() const { return last_arrival_ns_; }
 
   // Encrypts `buffers` into the output buffer now and sends nothing (async_flush() sends it);
   // never waits. Pieces that fit are joined first, so a frame header and its payload make one
@@ -132,6 +140,8 @@ class TlsStream {
   void set_up(boost::asio::ssl::context& context);
 
   static int on_receive(WOLFSSL* ssl, char* buffer, int size, void* self);
+  // recv(), or recvmsg() taking the arrival stamp when stamp_arrivals() is on.
+  ssize_t receive_from_socket(char* buffer, std::size_t size);
   static int on_send(WOLFSSL* ssl, char* buffer, int size, void* self);
   static int on_verify(int preverified, WOLFSSL_X509_STORE_CTX* context);
 
@@ -146,6 +156,8 @@ class TlsStream {
   std::string in_;
   std::size_t in_used_ = 0;
   std::uint64_t receives_ = 0;
+  std::int64_t last_arrival_ns_ = 0;
+  bool stamp_arrivals_ = false;
   // Encrypted records not yet handed to TCP.
   std::string out_;
   std::size_t out_sent_ = 0;

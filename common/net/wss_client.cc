@@ -221,6 +221,12 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
     co_return unexpected("connect to " + where + ": " + last_error);
   }
   socket.set_option(tcp::no_delay(true), ec);  // small messages, latency matters
+  if (options_.stamp_arrivals && !ws_.next_layer().stamp_arrivals()) {
+    watchdog_.cancel();
+    failed_ = true;
+    co_return unexpected("SO_TIMESTAMPNS on the connection to " + where + ": " +
+                         std::strerror(errno));
+  }
 
   // 3. TLS with SNI and certificate + name verification.
   auto& tls = ws_.next_layer();

@@ -70,6 +70,8 @@ struct WssClientOptions {
   // Writes that may wait behind the one in progress before send() is refused.
   std::size_t max_queued_sends = 256;
   std::string user_agent = "roam-wss-client";
+  // The kernel stamps arriving segments: see last_arrival_unix_ns() (benchmarks).
+  bool stamp_arrivals = false;
 };
 
 // The close frame the server sent (RFC 6455 §7.1.5, §7.1.6).
@@ -120,6 +122,9 @@ class WssClient {
   // The TCP connection's local address (after connect()); empty when not connected.
   std::optional<boost::asio::ip::address> local_address() const;
   const std::optional<CloseInfo>& close_info() const { return close_info_; }
+  // With options().stamp_arrivals: right after receive(), no earlier than the moment the
+  // message reached this host's TCP stack (TlsStream::last_arrival_unix_ns()); else 0.
+  std::int64_t last_arrival_unix_ns() const { return ws_.next_layer().last_arrival_unix_ns(); }
   const WssClientOptions& options() const { return options_; }
   boost::asio::any_io_executor get_executor() { return executor_; }
 

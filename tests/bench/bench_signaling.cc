@@ -593,6 +593,7 @@ struct Generator {
     o.verify_peer = args.verify;
     o.local_address = asio::ip::make_address(source);
     o.handshake_timeout = 20s;
+    o.stamp_arrivals = true;  // forward latency up to the arrival (on_forwarded)
     return o;
   }
 };
@@ -827,7 +828,8 @@ asio::io_context& home_io(Pair& p) {
 
 struct RunStats {
   std::mutex mutex;
-  std::vector<double> latency_ms;
+  std::vector<double> latency_ms;  // send() to the receiving coroutine
+  std::vector<double> arrival_ms;  // send() to the kernel's arrival stamp at the receiver
   std::int64_t measured = 0;
   Clock::time_point measure_from, measure_to;
 };
@@ -838,6 +840,12 @@ struct RunConfig {
   std::optional<Clock::duration> interval;  // paced: one message per interval per pair
 };
 
+std::int64_t unix_now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
       .count();
@@ -846,7 +854,8 @@ std::int64_t now_ns() {
 // `phase`: this pair's offset into the pacing interval, so that paced pairs do not all send
 // at the same instant (bursts of one message per pair would measure a queue, not the server).
 // A host candidate with RFC 8839 extension attributes carrying a sequence number and the send
-// time (this process's steady clock, read again by the receiver).
+// time twice: this process's steady clock (read again by the receiver) and the system clock
+// (the kernel's arrival stamps are on it).
 std::string candidate_prefix(const Pair& pair) {
   return "{\"type\":\"candidate\",\"session\":\"" + pair.session +
          "\",\"candidate\":\"candidate:1 1 UDP 2130706431 127.0.0.1 50000 typ host seq ";
@@ -859,6 +868,8 @@ asio::awaitable<bool> send_burst(Pair& pair, const std::string& prefix, std::int
     text += std::to_string(pair.sent);
     text += " ts ";
     text += std::to_string(now_ns());
+    text += " rt ";
+    text += std::to_string(unix_now_ns());
     text += "\"}";
     auto ok = co_await pair.sender.ws->send(std::move(text), k + 1 < count);
     if (!ok) {
@@ -921,8 +932,13 @@ asio::awaitable<void> paced_loop(asio::io_context& io, std::vector<Pair*> pairs,
   running -= static_cast<int>(pairs.size());
 }
 
+// Two latencies per message: to the receiving coroutine (what a client program sees, including
+// this generator's own wait for the CPU on a shared machine) and to the kernel's arrival stamp
+// on the receiving socket (the server's forwarding and the network only; the stamp is that of
+// the newest segment read, so it never comes before the message's own arrival).
 void on_forwarded(Pair& pair, RunStats& stats, const std::string& text) {
   const auto now = Clock::now();
+  const std::int64_t arrived_unix_ns = pair.receiver.ws->last_arrival_unix_ns();
   ++pair.received;
   if (pair.waiting) pair.wake.cancel();
   const auto at = text.find(" ts ");
@@ -931,8 +947,14 @@ void on_forwarded(Pair& pair, RunStats& stats, const std::string& text) {
   const auto sent_at = Clock::time_point(std::chrono::nanoseconds(sent));
   if (sent_at < stats.measure_from || sent_at >= stats.measure_to) return;
   const double ms = ms_between(sent_at, now);
+  const auto rt = text.find(" rt ", at);
+  const std::int64_t sent_unix_ns =
+      rt == std::string::npos ? 0 : std::strtoll(text.c_str() + rt + 4, nullptr, 10);
   std::lock_guard lock(stats.mutex);
   stats.latency_ms.push_back(ms);
+  if (sent_unix_ns > 0 && arrived_unix_ns > 0) {
+    stats.arrival_ms.push_back(static_cast<double>(arrived_unix_ns - sent_unix_ns) * 1e-6);
+  }
   ++stats.measured;
 }
 
@@ -940,6 +962,7 @@ struct ForwardRun {
   double offered = 0;  // paced runs: messages/s offered; 0 = saturated
   double rate = 0;     // forwarded messages/s over the measured interval
   double p50 = 0, p90 = 0, p99 = 0, max = 0;
+  double arrival_p50 = 0, arrival_p99 = 0;  // up to the kernel's arrival stamp (on_forwarded)
   std::optional<double> server_p50, server_p99;
   double server_cpu = 0, generator_cpu = 0;  // cores busy
   double steal = 0;                          // share of the machine's CPU time stolen
@@ -1026,6 +1049,8 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   run.p50 = percentile(stats.latency_ms, 0.5);
   run.p90 = percentile(stats.latency_ms, 0.9);
   run.p99 = percentile(stats.latency_ms, 0.99);
+  run.arrival_p50 = percentile(stats.arrival_ms, 0.5);
+  run.arrival_p99 = percentile(stats.arrival_ms, 0.99);
   run.max = stats.latency_ms.empty()
                 ? 0
                 : *std::max_element(stats.latency_ms.begin(), stats.latency_ms.end());
@@ -1120,11 +1145,12 @@ ForwardingResult phase_forwarding(Generator& g, Threads& threads, SignalingServe
     if (r.offered > 0) std::snprintf(what, sizeof what, "paced@%.0f", r.offered);
     std::printf(
         "  %-7s %-13s %7.0f msg/s  latency p50 %6.2f p90 %6.2f p99 %7.2f max %7.2f ms | "
+        "at arrival p50 %6.2f p99 %7.2f ms | "
         "server hist p50 %s p99 %s | cpu: server %.2f cores (%.1f us/msg), generator %.2f, "
         "steal %.1f%%\n",
-        label.c_str(), what, r.rate, r.p50, r.p90, r.p99, r.max, fmt_ms(r.server_p50).c_str(),
-        fmt_ms(r.server_p99).c_str(), r.server_cpu, r.rate > 0 ? r.server_cpu / r.rate * 1e6 : 0.0,
-        r.generator_cpu, 100 * r.steal);
+        label.c_str(), what, r.rate, r.p50, r.p90, r.p99, r.max, r.arrival_p50, r.arrival_p99,
+        fmt_ms(r.server_p50).c_str(), fmt_ms(r.server_p99).c_str(), r.server_cpu,
+        r.rate > 0 ? r.server_cpu / r.rate * 1e6 : 0.0, r.generator_cpu, 100 * r.steal);
     std::fflush(stdout);
   };
   for (int round = 1; round <= g.args.rounds; ++round) {
@@ -1557,7 +1583,8 @@ int main(int argc, char** argv) {
       row("(a) time to establish them", "-", buf, std::nullopt);
     }
     if (b && b->ok) {
-      std::vector<double> rates, p50, p90, p99, paced_rate, srv99, cpu, us_per_msg;
+      std::vector<double> rates, p50, p90, p99, arrival50, arrival99, paced_rate, srv99, cpu,
+          us_per_msg;
       for (const auto& r : b->saturated) {
         rates.push_back(r.rate);
         cpu.push_back(r.server_cpu);
@@ -1567,6 +1594,8 @@ int main(int argc, char** argv) {
         p50.push_back(r.p50);
         p90.push_back(r.p90);
         p99.push_back(r.p99);
+        arrival50.push_back(r.arrival_p50);
+        arrival99.push_back(r.arrival_p99);
         paced_rate.push_back(r.rate);
         if (r.server_p99) srv99.push_back(*r.server_p99 * 1e3);
       }
@@ -1580,6 +1609,8 @@ int main(int argc, char** argv) {
                     median(p90), median(p99), median(paced_rate));
       row("(b) forward latency, paced, client-side", "p99 <= 10 ms at 50000/s", buf,
           median(p99) <= 10 && median(paced_rate) >= 0.98 * 50000);
+      std::snprintf(buf, sizeof buf, "p50 %.2f p99 %.2f ms", median(arrival50), median(arrival99));
+      row("(b) ... up to the arrival at the client", "-", buf, std::nullopt);
       std::snprintf(buf, sizeof buf, "p99 %.3f ms (histogram estimate)",
                     srv99.empty() ? 0.0 : median(srv99));
       row("(b) forward latency, paced, server hist", "-", srv99.empty() ? "n/a" : buf,
@@ -1595,27 +1626,41 @@ int main(int argc, char** argv) {
                     median(l50), median(l99), median(lrate), lsrv99.empty() ? 0.0 : median(lsrv99));
       row("(b) forward latency, light load", "-", buf, std::nullopt);
       // The highest offered load of the sweep (or the paced rounds) whose p99 met 10 ms, seen
-      // by the clients and by the server's own histogram (arrival to written, which leaves out
-      // the generator's wait for CPU on this shared machine).
-      auto highest = [&](bool server_side) -> const ForwardRun* {
+      // by the receiving clients, at the kernel's arrival stamp on their sockets (which leaves
+      // out the generator's own wait for CPU on this shared machine) and by the server's own
+      // histogram (read to written).
+      enum class Seen { kClient, kArrival, kServer };
+      auto p99_of = [](const ForwardRun& r, Seen seen) {
+        if (seen == Seen::kClient) return r.p99;
+        if (seen == Seen::kArrival) return r.arrival_p99;
+        return r.server_p99 ? *r.server_p99 * 1e3 : 1e9;
+      };
+      auto highest = [&](Seen seen) -> const ForwardRun* {
         const ForwardRun* best = nullptr;
         for (const auto* runs : {&b->sweep, &b->paced}) {
           for (const auto& r : *runs) {
-            const double p99 = server_side ? (r.server_p99 ? *r.server_p99 * 1e3 : 1e9) : r.p99;
+            const double p99 = p99_of(r, seen);
             if (p99 <= 10.0 && r.rate >= 0.98 * r.offered && (!best || r.offered > best->offered))
               best = &r;
           }
         }
         return best;
       };
-      if (const auto* best = highest(false)) {
+      if (const auto* best = highest(Seen::kClient)) {
         std::snprintf(buf, sizeof buf, "%.0f msg/s: p50 %.2f p99 %.2f ms", best->offered, best->p50,
                       best->p99);
       } else {
         std::snprintf(buf, sizeof buf, "none of the measured loads");
       }
       row("(b) highest load with p99 <= 10 ms", "-", buf, std::nullopt);
-      if (const auto* best = highest(true)) {
+      if (const auto* best = highest(Seen::kArrival)) {
+        std::snprintf(buf, sizeof buf, "%.0f msg/s: p50 %.2f p99 %.2f ms", best->offered,
+                      best->arrival_p50, best->arrival_p99);
+      } else {
+        std::snprintf(buf, sizeof buf, "none of the measured loads");
+      }
+      row("(b) ... up to the arrival at the client", "-", buf, std::nullopt);
+      if (const auto* best = highest(Seen::kServer)) {
         std::snprintf(buf, sizeof buf, "%.0f msg/s: server hist p99 %.3f ms", best->offered,
                       *best->server_p99 * 1e3);
       } else {

@@ -4,7 +4,9 @@
 // failures a client names (timeout, untrusted certificate, wrong name, not TLS at all).
 #include "common/net/tls_stream.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <list>
 #include <memory>
@@ -207,6 +209,54 @@ TEST_F(TlsStreamTest, CorkedWritesWaitForOneFlush) {
     auto [rec, rn] = co_await asio::async_read(client, asio::buffer(got), kUse);
     EXPECT_FALSE(rec);
     EXPECT_EQ(got, all);
+  });
+}
+
+// The stamp is the kernel's, taken when the bytes reached the socket: a reader that comes 200 ms
+// later still sees when they arrived (what the signaling benchmark's latency "up to the arrival
+// at the client" relies on).
+TEST_F(TlsStreamTest, ArrivalStampsAreWhenTheBytesArrivedNotWhenTheyWereRead) {
+  auto [server_stream, client_stream] = streams("server");
+  TlsStream &server = *server_stream, &client = *client_stream;
+  auto unix_ns = [] {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  EXPECT_EQ(client.last_arrival_unix_ns(), 0) << "no stamps before stamp_arrivals()";
+  ASSERT_TRUE(client.stamp_arrivals()) << std::strerror(errno);
+  run([&]() -> asio::awaitable<void> {
+    auto [server_ec, client_ec] = co_await handshake(server, client, "localhost");
+    EXPECT_FALSE(server_ec || client_ec);
+    // Without it Nagle's algorithm holds "ping" until the client acknowledges the handshake's
+    // last records (a delayed ACK, ~30 ms here), and the stamp says so.
+    server.next_layer().set_option(tcp::no_delay(true));
+    // The kernel turns stamping on for all sockets from a work queue, a moment after the first
+    // socket asks: exchange bytes until they come stamped.
+    asio::steady_timer settle(io_);
+    for (int i = 0; i < 100 && client.last_arrival_unix_ns() == 0; ++i) {
+      settle.expires_after(10ms);
+      co_await settle.async_wait(kUse);
+      co_await asio::async_write(server, asio::buffer(std::string("w")), kUse);
+      char byte = 0;
+      co_await asio::async_read(client, asio::buffer(&byte, 1), kUse);
+    }
+    EXPECT_NE(client.last_arrival_unix_ns(), 0) << "no stamp after 1 s";
+    const auto sent_at = unix_ns();
+    auto [wec, wn] = co_await asio::async_write(server, asio::buffer(std::string("ping")), kUse);
+    EXPECT_FALSE(wec);
+    asio::steady_timer later(io_, 200ms);
+    co_await later.async_wait(kUse);
+    std::string got(4, '\0');
+    auto [rec, rn] = co_await asio::async_read(client, asio::buffer(got), kUse);
+    const auto read_at = unix_ns();
+    EXPECT_FALSE(rec) << rec.message();
+    EXPECT_EQ(got, "ping");
+    const auto arrived_at = client.last_arrival_unix_ns();
+    EXPECT_GE(arrived_at, sent_at);
+    EXPECT_LT(arrived_at, sent_at + 60'000'000) << "the stamp is not the arrival";
+    EXPECT_GE(read_at - arrived_at, 140'000'000)
+        << "arrived after " << (arrived_at - sent_at) << " ns, read after " << (read_at - sent_at);
   });
 }
 
