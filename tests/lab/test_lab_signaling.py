@@ -64,7 +64,7 @@ def test_signaling_instance_killed_client_reconnects_to_the_other(two_nats_stack
 
         killed_at = time.monotonic()
         assert sig1.kill() == -9
-        code, waited, _ = await alice.closed(timeout=5)
+        code, _ = await alice.closed(timeout=5)
         dropped_after = time.monotonic() - killed_at
         assert code == 1006, code            # no close frame: the process died
         with pytest.raises(OSError):         # nobody listens on sig-1 any more

@@ -18,6 +18,7 @@ server closes:
 import argparse
 import asyncio
 import json
+import os
 import socket
 import ssl
 import sys
@@ -26,15 +27,23 @@ from urllib.parse import urlsplit
 
 import websockets
 
+# The connected half is the tests' own (tests/support/roamtest/json_ws.py); this file also runs
+# as a script inside a lab host.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "support"))
+from roamtest.json_ws import JsonWsClient  # noqa: E402
+
 DEFAULT_TIMEOUT = 5.0
 
 
-class SigClient:
+class SigClient(JsonWsClient):
     """One authenticated agent connection; messages are dicts."""
 
+    default_timeout = DEFAULT_TIMEOUT
+
     def __init__(self, ws, url):
-        self.ws, self.url = ws, url
-        self.welcome = None
+        super().__init__(ws, url)
+        self.url = url
 
     @classmethod
     async def open(cls, url, cafile, token, sock_factory=None, timeout=DEFAULT_TIMEOUT,
@@ -66,51 +75,6 @@ class SigClient:
             await client.send(message)
             client.welcome = await client.expect("welcome", timeout)
         return client
-
-    async def send(self, message):
-        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
-
-    async def recv(self, timeout=DEFAULT_TIMEOUT):
-        """The next message (AssertionError on timeout or close)."""
-        try:
-            data = await asyncio.wait_for(self.ws.recv(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"{self.url}: no message within {timeout} s") from None
-        except websockets.ConnectionClosed as e:
-            raise AssertionError(f"{self.url}: connection closed ({e.code} {e.reason!r})") \
-                from None
-        return json.loads(data)
-
-    async def expect(self, kind, timeout=DEFAULT_TIMEOUT, **fields):
-        message = await self.recv(timeout)
-        assert message.get("type") == kind, f"expected {kind}, got {message}"
-        for key, value in fields.items():
-            assert message.get(key) == value, f"{key} != {value!r} in {message}"
-        return message
-
-    async def closed(self, timeout=DEFAULT_TIMEOUT):
-        """Waits until the connection ends; returns (close code, seconds waited, messages
-        received meanwhile). 1006: the TCP connection ended without a close frame (a crash)."""
-        start = time.monotonic()
-        messages = []
-
-        async def drain():
-            try:
-                while True:
-                    messages.append(json.loads(await self.ws.recv()))
-            except websockets.ConnectionClosed:
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"{self.url}: still open after {timeout} s") from None
-        waited = time.monotonic() - start
-        await self.ws.wait_closed()
-        return self.ws.close_code, waited, messages
-
-    async def close(self):
-        await self.ws.close()
 
 
 async def _main(args):

@@ -13,6 +13,8 @@ import struct
 
 import websockets
 
+from .json_ws import JsonWsClient
+
 # Waiting for an expected message. Generous: CI runs the integration tests in parallel on 2
 # cores beside compiles, where one signaling round trip once took over 3 s; a missing message
 # still fails the test, naming it.
@@ -64,12 +66,14 @@ async def _close_all():
             ws.transport.abort()
 
 
-class SigClient:
+class SigClient(JsonWsClient):
     """One agent connection. Messages are dicts; recv()/expect() fail after a short timeout."""
 
+    default_timeout = DEFAULT_TIMEOUT
+
     def __init__(self, ws, peer):
-        self.ws, self.peer = ws, peer
-        self.welcome = None
+        super().__init__(ws, peer)
+        self.peer = peer
 
     @classmethod
     async def open(cls, server, peer=None, token=None, hello=True, origin=None,
@@ -94,29 +98,6 @@ class SigClient:
             client.welcome = await client.expect("welcome")
         return client
 
-    async def send(self, message):
-        await self.ws.send(message if isinstance(message, str) else json.dumps(message))
-
-    async def recv(self, timeout=DEFAULT_TIMEOUT):
-        """The next message as a dict (AssertionError on timeout or close)."""
-        try:
-            data = await asyncio.wait_for(self.ws.recv(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"{self.peer}: no message within {timeout} s") from None
-        except websockets.ConnectionClosed as e:
-            raise AssertionError(f"{self.peer}: connection closed ({e.code} {e.reason!r}) "
-                                 f"while waiting for a message") from None
-        assert isinstance(data, str), f"{self.peer}: binary frame from the server"
-        return json.loads(data)
-
-    async def expect(self, kind, timeout=DEFAULT_TIMEOUT, **fields):
-        """The next message, asserting its type (and given fields)."""
-        message = await self.recv(timeout)
-        assert message.get("type") == kind, f"{self.peer}: expected {kind}, got {message}"
-        for key, value in fields.items():
-            assert message.get(key) == value, f"{self.peer}: {key} != {value!r} in {message}"
-        return message
-
     async def expect_error(self, code, timeout=DEFAULT_TIMEOUT, **fields):
         return await self.expect("error", timeout, code=code, **fields)
 
@@ -130,29 +111,6 @@ class SigClient:
         except websockets.ConnectionClosed:
             return
         raise AssertionError(f"{self.peer}: unexpected message {data}")
-
-    async def closed(self, timeout=DEFAULT_TIMEOUT):
-        """Waits for the server to close; returns (close code, messages received before).
-        1006 means the TCP connection ended without a close frame."""
-        messages = []
-
-        async def drain():
-            try:
-                while True:
-                    data = await self.ws.recv()
-                    messages.append(json.loads(data) if isinstance(data, str) else data)
-            except websockets.ConnectionClosed:
-                pass
-
-        try:
-            await asyncio.wait_for(drain(), timeout)
-        except asyncio.TimeoutError:
-            raise AssertionError(f"{self.peer}: still open after {timeout} s; got {messages}")
-        await self.ws.wait_closed()
-        return self.ws.close_code, messages
-
-    async def close(self):
-        await self.ws.close()
 
     # Protocol helpers.
     async def connect_to(self, peer, request="r1"):
