@@ -90,7 +90,8 @@ class TlsStream {
   std::uint64_t receives() const { return receives_; }
   // Asks the kernel to stamp arriving segments (SO_TIMESTAMPNS, on the open socket). From then
   // on last_arrival_unix_ns() is when the newest segment read so far reached this host's TCP
-  // stack (CLOCK_REALTIME, ns; 0 = none yet). For a message just read that is no earlier than
+  // stack (CLOCK_REALTIME, ns; 0 = none yet, or the last read came unstamped, as in the moment
+  // after the first socket of the host asks). For a message just read that is no earlier than
   // its own arrival: one read may take later segments with it. Benchmarks use it to leave the
   // receiving client's own wait for the CPU out of a server's forward latency. False (errno
   // set) when the socket refuses.
