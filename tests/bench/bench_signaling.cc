@@ -1029,9 +1029,20 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   run.generator_cpu = (self_cpu_seconds() - self_cpu0) / wall;
   run.steal = steal_fraction(machine0, machine_time());
   const std::string metrics_after = server.metrics();
-  roam::test::eventually([&] { return running == 0; }, 60s, 5ms);  // senders use `running`
+  // The senders hold references to this frame (`running`, `cfg`'s pairs): never leave before
+  // they are done. They end once their last send completes or fails.
+  // Seen with the generator at nice 19: a sender still waiting for its send() 60 s on. Before,
+  // the next run started while it still sent (and used this frame after it was gone).
+  for (int minutes = 1; !roam::test::eventually([&] { return running == 0; }, 60s, 5ms);
+       ++minutes) {
+    std::printf(
+        "  warning: %d of %zu pairs' senders still running %d min after the run's end; "
+        "waiting for them\n",
+        running.load(), pairs.size(), minutes);
+    std::fflush(stdout);
+  }
   // Drain what is still in flight, so the next run starts from an empty pipe.
-  roam::test::eventually(
+  const bool drained = roam::test::eventually(
       [&] {
         std::int64_t s = 0, rcv = 0;
         for_each_on_its_thread(threads, pairs, [&](auto& p) {
@@ -1043,6 +1054,13 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
         return s == rcv;
       },
       5s, 20ms);
+  if (!drained) {
+    std::printf(
+        "  warning: %lld messages still in flight 5 s after the run's end: the next run "
+        "starts with them\n",
+        static_cast<long long>(run.sent - run.received));
+    std::fflush(stdout);
+  }
   for_each_on_its_thread(threads, pairs, [](auto& p) { p->receiver.on_candidate = nullptr; });
   std::lock_guard lock(stats.mutex);
   run.rate = static_cast<double>(stats.measured) / args.duration_s;
