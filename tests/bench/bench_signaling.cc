@@ -914,10 +914,14 @@ asio::awaitable<void> paced_loop(asio::io_context& io, std::vector<Pair*> pairs,
     prefixes.push_back(candidate_prefix(*pairs[i]));
   }
   asio::steady_timer tick(io);
-  for (auto at = start + kTick; at < cfg.end; at += kTick) {
+  // A tick that comes late (the thread starved, as at --generator-nice 19) sends everything
+  // due by then, and the ticks it missed are skipped: counting through each of them kept the
+  // loop sending for a minute after cfg.end, into the next run.
+  for (auto at = start + kTick; at < cfg.end; at = std::max(at + kTick, Clock::now())) {
     tick.expires_at(at);
     co_await tick.async_wait(kUse);
     const auto now = Clock::now();
+    if (now >= cfg.end) break;
     for (std::size_t i = 0; i < pairs.size(); ++i) {
       Pair& pair = *pairs[i];
       if (!pair.send_error.empty()) continue;
@@ -1031,8 +1035,8 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   const std::string metrics_after = server.metrics();
   // The senders hold references to this frame (`running`, `cfg`'s pairs): never leave before
   // they are done. They end once their last send completes or fails.
-  // Seen with the generator at nice 19: a sender still waiting for its send() 60 s on. Before,
-  // the next run started while it still sent (and used this frame after it was gone).
+  // Before paced_loop skipped missed ticks, its senders ran on for over a minute at nice 19, and
+  // the next run started while they still sent (and they used this frame after it was gone).
   for (int minutes = 1; !roam::test::eventually([&] { return running == 0; }, 60s, 5ms);
        ++minutes) {
     std::printf(
