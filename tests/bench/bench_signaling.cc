@@ -840,15 +840,11 @@ struct RunConfig {
   std::optional<Clock::duration> interval;  // paced: one message per interval per pair
 };
 
-std::int64_t unix_now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
+// Nanoseconds on `C`: the steady Clock for latency, the system clock to compare with the
+// kernel's arrival stamps.
+template <class C = Clock>
 std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(C::now().time_since_epoch()).count();
 }
 
 // `phase`: this pair's offset into the pacing interval, so that paced pairs do not all send
@@ -869,7 +865,7 @@ asio::awaitable<bool> send_burst(Pair& pair, const std::string& prefix, std::int
     text += " ts ";
     text += std::to_string(now_ns());
     text += " rt ";
-    text += std::to_string(unix_now_ns());
+    text += std::to_string(now_ns<std::chrono::system_clock>());
     text += "\"}";
     auto ok = co_await pair.sender.ws->send(std::move(text), k + 1 < count);
     if (!ok) {
@@ -1033,10 +1029,8 @@ ForwardRun forward_run(Threads& threads, std::vector<std::unique_ptr<Pair>>& pai
   run.generator_cpu = (self_cpu_seconds() - self_cpu0) / wall;
   run.steal = steal_fraction(machine0, machine_time());
   const std::string metrics_after = server.metrics();
-  // The senders hold references to this frame (`running`, `cfg`'s pairs): never leave before
-  // they are done. They end once their last send completes or fails.
-  // Before paced_loop skipped missed ticks, its senders ran on for over a minute at nice 19, and
-  // the next run started while they still sent (and they used this frame after it was gone).
+  // The senders use this frame (`running`): never leave, nor start the next run, before they
+  // are done. (Before paced_loop skipped missed ticks, starved senders ran on for a minute.)
   for (int minutes = 1; !roam::test::eventually([&] { return running == 0; }, 60s, 5ms);
        ++minutes) {
     std::printf(

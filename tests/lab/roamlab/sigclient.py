@@ -41,9 +41,9 @@ class SigClient(JsonWsClient):
 
     default_timeout = DEFAULT_TIMEOUT
 
-    def __init__(self, ws, url):
-        super().__init__(ws, url)
-        self.url = url
+    @property
+    def url(self):
+        return self.name
 
     @classmethod
     async def open(cls, url, cafile, token, sock_factory=None, timeout=DEFAULT_TIMEOUT,

@@ -71,9 +71,9 @@ class SigClient(JsonWsClient):
 
     default_timeout = DEFAULT_TIMEOUT
 
-    def __init__(self, ws, peer):
-        super().__init__(ws, peer)
-        self.peer = peer
+    @property
+    def peer(self):
+        return self.name
 
     @classmethod
     async def open(cls, server, peer=None, token=None, hello=True, origin=None,
