@@ -62,6 +62,7 @@
 #include "tests/support/servers.h"
 #include "tests/support/sync_clients.h"
 #include "tests/support/wait.h"
+#include "tests/support/wakeup_cost.h"
 
 namespace {
 
@@ -83,6 +84,9 @@ constexpr int kPerSourceAddress = 100;  // < the server's default cap of 256 per
 // one that was silent since the last look, so within the default hold every held connection
 // has answered a server ping (docs/signaling-protocol.md, "Idle").
 constexpr int kHoldPhaseIdleTimeoutS = 20;
+// Round trips of the machine's wake-up reference: about 1 s where a hop across CPUs takes
+// 40 us, enough for a stable mean.
+constexpr int kWakeupRoundTrips = 10000;
 
 // ---- flags ----------------------------------------------------------------------------------
 
@@ -1372,6 +1376,10 @@ int main(int argc, char** argv) {
   const bool run_b = args.phases.find('b') != std::string::npos;
   const bool run_c = args.phases.find('c') != std::string::npos;
 
+  // Before --server-cpus narrows this process to its share of the CPUs.
+  std::string no_wakeup_reference;
+  const auto wakeups = roam::test::measure_wakeup_cost(kWakeupRoundTrips, &no_wakeup_reference);
+
   std::optional<std::string> server_cpus;
   if (args.server_cpus > 0) {
     const auto split = reserve_server_cpus(args.server_cpus);
@@ -1408,6 +1416,17 @@ int main(int argc, char** argv) {
     loadavg >> one;
     std::printf("load average before start: %.2f%s\n", one,
                 one > 0.5 ? " (other processes are busy: figures will be lower and noisier)" : "");
+  }
+  if (wakeups) {
+    std::printf(
+        "machine reference (two threads ping-ponging over pipes, CPUs %s): one thread waking "
+        "the other on another CPU costs %.1f us of CPU (both threads) and takes %.1f us "
+        "(median); on the same CPU %.1f us and %.1f us. Under a paced load each message wakes "
+        "a server thread and the receiving client, and often a second server thread.\n",
+        wakeups->cpus.c_str(), wakeups->across_cpus.cpu_us, wakeups->across_cpus.latency_us,
+        wakeups->same_cpu.cpu_us, wakeups->same_cpu.latency_us);
+  } else {
+    std::printf("machine reference: no wake-up cost (%s)\n", no_wakeup_reference.c_str());
   }
   const auto fd_limit = raise_fd_limit();
   // Each held connection is one descriptor here and one in the server (which also inherits
@@ -1621,6 +1640,11 @@ int main(int argc, char** argv) {
       std::snprintf(buf, sizeof buf, "%.1f us/msg = %.0f msg/s per busy core", median(us_per_msg),
                     1e6 / median(us_per_msg));
       row("(b) server CPU per forwarded message", "saturated", buf, std::nullopt);
+      if (wakeups) {
+        std::snprintf(buf, sizeof buf, "%.1f us of CPU across CPUs, %.1f us on one",
+                      wakeups->across_cpus.cpu_us, wakeups->same_cpu.cpu_us);
+        row("(b) reference: one thread wake-up", "-", buf, std::nullopt);
+      }
       std::snprintf(buf, sizeof buf, "p50 %.2f p90 %.2f p99 %.2f ms at %.0f msg/s", median(p50),
                     median(p90), median(p99), median(paced_rate));
       row("(b) forward latency, paced, client-side", "p99 <= 10 ms at 50000/s", buf,
