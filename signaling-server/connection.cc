@@ -103,6 +103,7 @@ Connection::Connection(ServerContext& context, Shard& shard, asio::ip::tcp::sock
       hello_timer_(shard.io),
       expiry_timer_(shard.io),
       keep_alive_timer_(shard.io),
+      closing_timer_(shard.io),
       limiter_(context.config.rate, context.config.burst, context.config.flood_close_after,
                Clock::now()) {
   context_.metrics.connections.Increment();
@@ -173,6 +174,10 @@ awaitable<bool> Connection::accept() {
   }));
   ws_.read_message_max(context_.config.max_message_bytes);
   ws_.auto_fragment(false);
+  // Called from within the reader's own operation: `this` is alive (the reader holds `self`).
+  ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+    if (kind == websocket::frame_type::close) on_close_frame();
+  });
   auto [accept_ec] = co_await ws_.async_accept(request, kUseTuple);
   hello_timer_.cancel();  // the WebSocket's own timeouts take over (run() arms the hello timeout)
   co_return !accept_ec;
@@ -204,9 +209,9 @@ awaitable<void> Connection::run() {
         if (ec == websocket::error::message_too_big) {
           why_ = DisconnectReason::kTooBig;
         } else if (ec == beast::error::timeout) {
-          // Beast's only timeout left is the handshake's: here a closing handshake the client
-          // began and never finished (KeepAlive closes silent ones with why_ set).
-          why_ = DisconnectReason::kIdle;
+          // Beast's only timer left bounds closing handshakes; the server's own closes set why_
+          // first, and so does on_close_frame() for the client's.
+          why_ = DisconnectReason::kCloseTimeout;
         } else {
           why_ = DisconnectReason::kClientClosed;
         }
@@ -396,6 +401,18 @@ void Connection::arm_keep_alive() {
         return;
     }
     self->arm_keep_alive();
+  });
+}
+
+void Connection::on_close_frame() {
+  // Beast's closing timer is armed only for a close the server begins (async_close); after
+  // answering a client's close frame it waits for the client's side of TCP to close with the
+  // timer of the open state, which is off here (KeepAlive replaced Beast's idle timeout). Left
+  // to KeepAlive, such a connection lived up to 1.5 idle timeouts and was counted as idle.
+  if (!alive_) return;
+  closing_timer_.expires_after(kHandshakeTimeout);
+  closing_timer_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->hard_close(DisconnectReason::kCloseTimeout);
   });
 }
 
@@ -785,6 +802,7 @@ awaitable<void> Connection::cleanup() {
   hello_timer_.cancel();
   expiry_timer_.cancel();
   keep_alive_timer_.cancel();
+  closing_timer_.cancel();
   wake_writer_.cancel();
   boost::system::error_code ignored;
   beast::get_lowest_layer(ws_).close(ignored);  // ends a write stuck on a dead peer

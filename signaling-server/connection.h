@@ -90,6 +90,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void arm_expiry(std::int64_t expires_unix);
   // The next keep-alive tick, idle_timeout / 2 from now (keep_alive.h).
   void arm_keep_alive();
+  // A close frame from the client: Beast answers it and waits for the client to close TCP.
+  void on_close_frame();
   boost::asio::awaitable<void> cleanup();
 
   ServerContext& context_;
@@ -100,6 +102,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer expiry_timer_;
   boost::asio::steady_timer keep_alive_timer_;
+  boost::asio::steady_timer closing_timer_;
   KeepAlive keep_alive_;
   RateLimiter limiter_;
   std::deque<Outgoing> queue_;

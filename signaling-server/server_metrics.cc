@@ -12,6 +12,8 @@ std::string_view to_string(DisconnectReason reason) {
       return "slow_reader";
     case DisconnectReason::kIdle:
       return "idle";
+    case DisconnectReason::kCloseTimeout:
+      return "close_timeout";
     case DisconnectReason::kFlood:
       return "flood";
     case DisconnectReason::kBadToken:

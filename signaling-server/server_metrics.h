@@ -20,6 +20,7 @@ enum class DisconnectReason {
   kReplaced,         // 4001: the same peer connected again
   kSlowReader,       // send queue over its bound
   kIdle,             // no pong / no traffic within the idle timeout
+  kCloseTimeout,     // the client began a closing handshake and did not finish it in time
   kFlood,            // rate limit ignored
   kBadToken,         // malformed token, bad signature, audience or subject
   kTokenExpired,     // token past its exp, at hello or during the connection

@@ -15,8 +15,8 @@ import pytest
 import websockets
 
 from roamtest.process import wait_until
-from roamtest.sigclient import (RawWss, SigClient, candidate, eventually, open_pair,
-                                round_trip, run, text_frame)
+from roamtest.sigclient import (RawWss, SigClient, candidate, close_frame, eventually,
+                                open_pair, round_trip, run, text_frame)
 from roamtest.signaling import metric_value
 
 
@@ -436,4 +436,26 @@ def test_idle_connection_that_never_answers_pings_is_closed(redis_server, signal
         mute.close()
         await asyncio.sleep(0.5)  # well past the idle timeout since alice's last message
         await after_attack(server, alice, bob)  # auto-pong kept them open
+    run(scenario())
+
+
+def test_closing_handshake_left_unfinished_is_dropped_as_close_timeout(server):
+    """docs/signaling-protocol.md, "Closing": a client that sends a close frame and then never
+    closes its side of the TCP connection is dropped 10 s later, counted as close_timeout (not
+    idle, which is for silent connections). Others are not affected."""
+    async def scenario():
+        alice, bob = await healthy(server)
+        closer = RawWss(server)
+        closer.send({"type": "hello", "version": 1, "token": server.mint_token("closer")})
+        closer.send_raw(close_frame(1000))
+        started = time.monotonic()
+        try:
+            await eventually(lambda: disconnects(server, "close_timeout") == 1, 15,
+                             what="the unfinished closing handshake's close_timeout disconnect")
+            waited = time.monotonic() - started
+            assert 9 <= waited <= 13, waited
+            assert disconnects(server, "idle") == 0
+        finally:
+            closer.close()
+        await after_attack(server, alice, bob)
     run(scenario())

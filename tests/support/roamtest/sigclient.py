@@ -194,6 +194,11 @@ def text_frame(message):
     return _frame(0x1, data.encode() if isinstance(data, str) else data)
 
 
+def close_frame(code):
+    """A close frame with a status code and no reason (RFC 6455 §5.5.1)."""
+    return _frame(0x8, struct.pack("!H", code))
+
+
 class RawWss:
     """A TLS socket that did the WebSocket upgrade by hand. rcvbuf shrinks the receive window
     (set before connect, so the kernel does not autotune it) to play a client that never
