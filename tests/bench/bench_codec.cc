@@ -1,7 +1,10 @@
-// STUN codec throughput: decode + integrity check, decode only, and encode (build + HMAC-SHA1 +
-// FINGERPRINT) of an authenticated ICE Binding request, each repeated and summarised as median,
-// p10 and p90. When libnice is available at build time (ROAM_HAVE_LIBNICE), its STUN agent
-// validates the same bytes in the same run as a reference.
+// Codec throughput, each case repeated and summarised as median, p10 and p90:
+// - STUN: decode + integrity check, decode only, and encode (build + HMAC-SHA1 + FINGERPRINT) of
+//   an authenticated ICE Binding request. When libnice is available at build time
+//   (ROAM_HAVE_LIBNICE), its STUN agent validates the same bytes in the same run as a reference.
+// - Signaling: the codec work roam-signaling does per forwarded candidate (parse the client's
+//   message, validate its candidate line, encode the message for the other peer), with
+//   Boost.JSON's plain parse of the same text as the reference.
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -13,6 +16,10 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/json.hpp>
+
+#include "common/ice/candidate_text.h"
+#include "common/signaling/message.h"
 #include "common/stun/message.h"
 
 #if defined(ROAM_HAVE_LIBNICE)
@@ -27,8 +34,15 @@ using namespace roam::stun;
 using BenchClock = std::chrono::steady_clock;
 
 constexpr std::string_view kDescription =
-    "STUN codec: decode+integrity, decode-only and encode rates of an ICE Binding request "
-    "(median/p10/p90; libnice reference when built with it)";
+    "codecs: STUN decode+integrity, decode-only and encode of an ICE Binding request (libnice "
+    "reference when built with it); signaling parse/validate/encode of a forwarded candidate "
+    "(Boost.JSON parse reference)";
+
+// A client's candidate as ./run bench signaling sends it: a host candidate with extension
+// attributes (a sequence number and a send time).
+constexpr std::string_view kClientCandidate =
+    R"({"type":"candidate","session":"9f86d081884c7d659a2feaa0c55ad015","candidate":)"
+    R"("candidate:1 1 UDP 2130706431 127.0.0.1 50000 typ host seq 123456 ts 1763800000123456789"})";
 
 // ICE credentials shaped like a browser's (RFC 8445 §5.3: ufrag >= 4 chars, password >= 22).
 constexpr std::string_view kUsername = "Wq3n7bXe:Lr5p";
@@ -230,5 +244,50 @@ int main(int argc, char** argv) {
   for (const auto& c : cases)
     print_row(c.name, c.rates);
   std::printf("%s\n", reference.c_str());
+
+  // ---- signaling: what roam-signaling does per forwarded candidate ----
+  const auto parsed = signaling::parse_client_message(kClientCandidate);
+  const auto* candidate = parsed ? std::get_if<signaling::Candidate>(&*parsed) : nullptr;
+  if (!candidate || !candidate->candidate || !ice::parse_candidate(*candidate->candidate)) {
+    std::fprintf(stderr, "bench_codec: self-check failed: the candidate message does not parse\n");
+    return 1;
+  }
+  signaling::Candidate outgoing = *candidate;
+  outgoing.request.reset();
+  const signaling::ServerMessage forwarded{outgoing};
+  std::printf("\nsignaling: a client's candidate message, %zu bytes:\n  %s\n",
+              kClientCandidate.size(), std::string(kClientCandidate).c_str());
+  std::printf("%-44s %12s %12s %12s %5s\n", "measurement", "median", "p10", "p90", "reps");
+  auto parse_message = [&]() -> std::uint64_t {
+    auto m = signaling::parse_client_message(kClientCandidate);
+    return m ? m->index() + 1 : 0;
+  };
+  auto validate_line = [&]() -> std::uint64_t {
+    auto c = ice::parse_candidate(*candidate->candidate);
+    return c ? c->priority : 0;
+  };
+  auto encode_forwarded = [&]() -> std::uint64_t { return signaling::encode(forwarded).size(); };
+  auto forward_path = [&]() -> std::uint64_t {
+    auto m = signaling::parse_client_message(kClientCandidate);
+    auto* c = m ? std::get_if<signaling::Candidate>(&*m) : nullptr;
+    if (!c || !c->candidate || !ice::parse_candidate(*c->candidate)) return 0;
+    c->request.reset();
+    return signaling::encode(signaling::ServerMessage{std::move(*c)}).size();
+  };
+  auto json_parse = [&]() -> std::uint64_t {
+    boost::json::error_code ec;
+    auto v = boost::json::parse(
+        boost::json::string_view(kClientCandidate.data(), kClientCandidate.size()), ec);
+    return ec ? 0 : v.as_object().size();
+  };
+  std::vector<Case> signaling_cases;
+  signaling_cases.push_back({"parse_client_message (candidate)", parse_message});
+  signaling_cases.push_back({"ice::parse_candidate (its candidate line)", validate_line});
+  signaling_cases.push_back({"encode (the forwarded candidate)", encode_forwarded});
+  signaling_cases.push_back({"all three: the server's codec work per message", forward_path});
+  signaling_cases.push_back({"reference: boost::json::parse, same text", json_parse});
+  run_all(signaling_cases, reps, target);
+  for (const auto& c : signaling_cases)
+    print_row(c.name, c.rates);
   return g_sink == 0xFFFFFFFFFFFFFFFF ? 3 : 0;
 }
