@@ -4,14 +4,14 @@
 #include <array>
 #include <limits>
 #include <memory>
-#include <set>
+#include <memory_resource>
+#include <span>
 #include <utility>
 
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
 
 #include "common/ice/candidate_text.h"
-#include "common/util/json_sax.h"
 
 namespace roam::signaling {
 namespace {
@@ -282,51 +282,139 @@ json::parse_options strict_options() {
   return opts;
 }
 
-// A basic_parser handler that finds duplicate member names in any object, at any depth.
-// Boost.JSON keeps the last of duplicate members, other parsers the first: a message with
-// duplicates means different things to different readers (a classic smuggling vector), so
-// it is refused outright. (common/auth/jwt.cc does the same for the top level of JWT parts by
-// counting members; here every object is checked, so the names themselves are compared.)
-struct DuplicateFinder : json_sax::IgnoreAll {
-  // The member names seen so far in each open object (innermost last). Keys always belong to
-  // the innermost open object, whatever arrays lie between, so arrays need no entry.
-  std::vector<std::set<std::string, std::less<>>> open_objects;
-  std::string key;  // the key being assembled from on_key_part pieces
-  bool duplicate = false;
+// Builds the JSON value in one pass over the text, as json::parse does (with Boost's own
+// value_stack), and refuses duplicate member names in any object, at any depth. Boost.JSON keeps
+// the last of duplicate members, other parsers the first: a message with duplicates means
+// different things to different readers (a classic smuggling vector), so it is refused
+// outright. (common/auth/jwt.cc does the same for the top level of JWT parts by counting
+// members; here every object is checked, so the names themselves are compared.)
+class UniqueMembersBuilder {
+ public:
+  static constexpr std::size_t max_object_size = json::object::max_size();
+  static constexpr std::size_t max_array_size = json::array::max_size();
+  static constexpr std::size_t max_key_size = json::string::max_size();
+  static constexpr std::size_t max_string_size = json::string::max_size();
+  using string_view = json::string_view;
+  using error_code = json::error_code;
 
-  bool on_object_begin(json::error_code&) {
-    open_objects.emplace_back();
+  // The value is made with `storage`; Boost's value stack starts in `stack_buffer` and the
+  // builder's own bookkeeping comes from `scratch` (both go on to the heap when full).
+  UniqueMembersBuilder(json::storage_ptr storage, std::span<unsigned char> stack_buffer,
+                       std::pmr::memory_resource* scratch)
+      : stack_(json::storage_ptr(), stack_buffer.data(), stack_buffer.size()),
+        names_(scratch),
+        open_(scratch),
+        starts_(scratch) {
+    stack_.reset(std::move(storage));
+  }
+  bool duplicate() const { return duplicate_; }
+  json::value release() { return stack_.release(); }
+
+  bool on_document_begin(error_code&) { return true; }
+  bool on_document_end(error_code&) { return true; }
+  bool on_object_begin(error_code&) {
+    starts_.push_back(open_.size());
     return true;
   }
-  bool on_object_end(std::size_t, json::error_code&) {
-    open_objects.pop_back();
-    return true;
-  }
-  bool on_key_part(json::string_view part, std::size_t, json::error_code&) {
-    key.append(part.data(), part.size());
-    return true;
-  }
-  bool on_key(json::string_view part, std::size_t, json::error_code& ec) {
-    key.append(part.data(), part.size());
-    const bool inserted = open_objects.back().insert(std::move(key)).second;
-    key.clear();
-    if (!inserted) {
-      duplicate = true;
-      ec = json::error::syntax;  // stops the parser; `duplicate` tells why
+  bool on_object_end(std::size_t n, error_code& ec) {
+    // An object's names are compared when it closes, sorted: O(n log n) even for a hostile
+    // object with thousands of members.
+    const auto first = open_.begin() + static_cast<std::ptrdiff_t>(starts_.back());
+    const auto by_name = [this](const Name& a, const Name& b) { return view(a) < view(b); };
+    const auto same_name = [this](const Name& a, const Name& b) { return view(a) == view(b); };
+    std::sort(first, open_.end(), by_name);
+    if (std::adjacent_find(first, open_.end(), same_name) != open_.end()) {
+      duplicate_ = true;
+      ec = json::error::syntax;  // stops the parser; duplicate() tells why
       return false;
     }
+    open_.erase(first, open_.end());
+    starts_.pop_back();
+    stack_.push_object(n);
     return true;
   }
+  bool on_array_begin(error_code&) { return true; }
+  bool on_array_end(std::size_t n, error_code&) {
+    stack_.push_array(n);
+    return true;
+  }
+  bool on_key_part(string_view part, std::size_t, error_code&) {
+    names_.append(part.data(), part.size());
+    stack_.push_chars(part);
+    return true;
+  }
+  bool on_key(string_view part, std::size_t, error_code&) {
+    names_.append(part.data(), part.size());
+    open_.push_back({key_begin_, names_.size() - key_begin_});
+    key_begin_ = names_.size();
+    stack_.push_key(part);
+    return true;
+  }
+  bool on_string_part(string_view part, std::size_t, error_code&) {
+    stack_.push_chars(part);
+    return true;
+  }
+  bool on_string(string_view part, std::size_t, error_code&) {
+    stack_.push_string(part);
+    return true;
+  }
+  bool on_number_part(string_view, error_code&) { return true; }
+  bool on_int64(std::int64_t i, string_view, error_code&) {
+    stack_.push_int64(i);
+    return true;
+  }
+  bool on_uint64(std::uint64_t u, string_view, error_code&) {
+    stack_.push_uint64(u);
+    return true;
+  }
+  bool on_double(double d, string_view, error_code&) {
+    stack_.push_double(d);
+    return true;
+  }
+  bool on_bool(bool b, error_code&) {
+    stack_.push_bool(b);
+    return true;
+  }
+  bool on_null(error_code&) {
+    stack_.push_null();
+    return true;
+  }
+  bool on_comment_part(string_view, error_code&) { return true; }
+  bool on_comment(string_view, error_code&) { return true; }
+
+ private:
+  // A member name, as its place in names_ (which may grow and move; offsets stay valid).
+  struct Name {
+    std::size_t offset, size;
+  };
+  std::string_view view(const Name& name) const { return {names_.data() + name.offset, name.size}; }
+
+  json::value_stack stack_;
+  std::pmr::string names_;                // every member name so far, back to back
+  std::size_t key_begin_ = 0;             // where the name being assembled begins in names_
+  std::pmr::vector<Name> open_;           // the names of the open objects, innermost last
+  std::pmr::vector<std::size_t> starts_;  // where each open object's names begin in open_
+  bool duplicate_ = false;
 };
 
-// The frame as a JSON object with unique member names, or a kBadJson error.
-expected<json::object, ParseError> parse_object(std::string_view text) {
+// The frame as a JSON value with unique member names (made with `storage`), or a kBadJson
+// error.
+expected<json::value, ParseError> parse_json(std::string_view text, json::storage_ptr storage) {
   if (text.size() > kMaxMessageSize) {
     return unexpected(make_error(ErrorCode::kBadJson, "message is larger than 65536 bytes"));
   }
-  const json::string_view input(text.data(), text.size());
+  // The builder's temporary stacks: enough for any message of ordinary shape, more from the heap.
+  std::array<unsigned char, 1024> stack_buffer;
+  std::array<std::byte, 1024> scratch_buffer;
+  std::pmr::monotonic_buffer_resource scratch(scratch_buffer.data(), scratch_buffer.size());
+  json::basic_parser<UniqueMembersBuilder> parser(strict_options(), std::move(storage),
+                                                  stack_buffer, &scratch);
   json::error_code ec;
-  json::value v = json::parse(input, ec, json::storage_ptr(), strict_options());
+  const std::size_t used = parser.write_some(false, text.data(), text.size(), ec);
+  if (!ec && used < text.size()) ec = json::error::extra_data;  // as json::parse
+  if (parser.handler().duplicate()) {
+    return unexpected(make_error(ErrorCode::kBadJson, "duplicate member name in a JSON object"));
+  }
   if (ec == json::error::too_deep) {
     return unexpected(make_error(ErrorCode::kBadJson, "JSON nested deeper than 8 levels"));
   }
@@ -334,16 +422,7 @@ expected<json::object, ParseError> parse_object(std::string_view text) {
     // Boost's messages are fixed texts ("syntax error", "illegal leading surrogate", ...).
     return unexpected(make_error(ErrorCode::kBadJson, "not valid JSON: " + ec.message()));
   }
-  if (!v.is_object()) {
-    return unexpected(make_error(ErrorCode::kBadJson, "message is not a JSON object"));
-  }
-  json::basic_parser<DuplicateFinder> finder(strict_options());
-  finder.write_some(false, text.data(), text.size(), ec);
-  if (finder.handler().duplicate) {
-    return unexpected(make_error(ErrorCode::kBadJson, "duplicate member name in a JSON object"));
-  }
-  if (ec) return unexpected(make_error(ErrorCode::kBadJson, "not valid JSON: " + ec.message()));
-  return std::move(v.get_object());
+  return parser.handler().release();
 }
 
 // ---- messages: parsing ---------------------------------------------------------------------
@@ -525,8 +604,16 @@ expected<Message, ParseError> finish(std::optional<Part> part,
 // and no exception ever escapes (Boost.JSON and std::string may throw std::bad_alloc).
 template <class Message, class Dispatch>
 expected<Message, ParseError> parse_message(std::string_view text, Dispatch dispatch) try {
-  auto object = parse_object(text);
-  if (!object) return unexpected(std::move(object.error()));
+  // The JSON value lives only while the message is read from it: its memory comes from this
+  // frame (and from the heap beyond the buffer), released all at once on return.
+  std::array<unsigned char, 4096> buffer;
+  json::monotonic_resource resource(buffer.data(), buffer.size());
+  auto value = parse_json(text, json::storage_ptr(&resource));
+  if (!value) return unexpected(std::move(value.error()));
+  if (!value->is_object()) {
+    return unexpected(make_error(ErrorCode::kBadJson, "message is not a JSON object"));
+  }
+  const json::object* object = &value->get_object();
 
   // Echo request/session whenever they are well-formed, whatever else is wrong.
   std::optional<std::string> request;

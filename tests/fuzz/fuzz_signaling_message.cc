@@ -5,6 +5,10 @@
 //   equal message and re-encodes to the same text: parse(encode(parse(x))) == parse(x);
 // - the directions agree on the shared types: a bye parses the same both ways, and a candidate
 //   a client may send is one the server may forward (without its request);
+// - the JSON layer (one pass that also refuses duplicate member names) accepts what
+//   boost::json::parse accepts with the same options, less duplicates: whatever json::parse
+//   refuses is bad_json, and whatever it accepts is bad_json only when too large, not an object
+//   or with a duplicate member;
 // - every error has a code parse_* documents, a short plain-text message, and echoes only
 //   well-formed request/session ids (none for bad_json);
 // - error messages never depend on secret values: changing the characters of hello.token,
@@ -98,6 +102,24 @@ void check_secrets(std::string_view text) {
   check_same_outcome(original, rotated, parse_server_message);
 }
 
+// The single-pass JSON layer against Boost's own parser with the codec's options (standard
+// JSON, kMaxJsonDepth).
+template <class Result>
+void check_json_layer(std::string_view text, const Result& result) {
+  json::parse_options options;
+  options.max_depth = kMaxJsonDepth;
+  json::error_code ec;
+  const json::value v = json::parse(json::string_view(text.data(), text.size()), ec, {}, options);
+  if (ec) {
+    FUZZ_CHECK(!result && result.error().code == ErrorCode::kBadJson);
+    return;
+  }
+  if (!result && result.error().code == ErrorCode::kBadJson) {
+    FUZZ_CHECK(text.size() > kMaxMessageSize || !v.is_object() ||
+               result.error().message == "duplicate member name in a JSON object");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -129,6 +151,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(server && *server == ServerMessage(forwarded));
   }
 
+  check_json_layer(text, client);
+  check_json_layer(text, server);
   check_secrets(text);
   return 0;
 }
