@@ -324,49 +324,43 @@ Duration Agent::check_rto() const {
                   config_.ta * static_cast<Duration::rep>(active));
 }
 
-void Agent::send_check(Pair& pair, TimePoint now) {
-  cancel_check(pair);
-  pair.triggered = false;
-  const bool use_candidate = role_ == Role::kControlling && pair.nominate;
-  pair.nominate = false;
+stun::TransactionId Agent::send_request(Pair& pair, TxnKind kind, bool use_candidate,
+                                        stun::RetransmissionSchedule schedule, TimePoint now) {
   const auto id = new_transaction_id();
-  auto policy = config_.check_retransmission;
-  policy.initial_rto = check_rto();
   Transaction t{.pair = pair.id,
-                .kind = TxnKind::kCheck,
+                .kind = kind,
                 .request = build_request(pair, use_candidate, id),
                 .local = pair.local,
                 .destination = pair.remote,
                 .first_sent = now,
-                .schedule = stun::RetransmissionSchedule(policy, now),
+                .schedule = schedule,
                 .use_candidate = use_candidate,
                 .as_controlling = role_ == Role::kControlling};
   transmit(pair.local, pair.remote, t.request);
   ++pair.requests_sent;
   ++stats_.requests_sent;
   transactions_.emplace(id, std::move(t));
-  pair.check_txn = id;
+  return id;
+}
+
+void Agent::send_check(Pair& pair, TimePoint now) {
+  cancel_check(pair);
+  pair.triggered = false;
+  const bool use_candidate = role_ == Role::kControlling && pair.nominate;
+  pair.nominate = false;
+  auto policy = config_.check_retransmission;
+  policy.initial_rto = check_rto();
+  pair.check_txn = send_request(pair, TxnKind::kCheck, use_candidate,
+                                stun::RetransmissionSchedule(policy, now), now);
   set_state(pair, PairState::kInProgress);
 }
 
 void Agent::send_nomination(Pair& pair, TimePoint now) {
   pair.triggered = false;
   pair.nominate = false;
-  const auto id = new_transaction_id();
   // Its RTT is known: the same RFC 8489 schedule with the 500 ms floor of RFC 8445 §14.3.
-  Transaction t{.pair = pair.id,
-                .kind = TxnKind::kNomination,
-                .request = build_request(pair, true, id),
-                .local = pair.local,
-                .destination = pair.remote,
-                .first_sent = now,
-                .schedule = stun::RetransmissionSchedule(config_.check_retransmission, now),
-                .use_candidate = true,
-                .as_controlling = true};
-  transmit(pair.local, pair.remote, t.request);
-  ++pair.requests_sent;
-  ++stats_.requests_sent;
-  transactions_.emplace(id, std::move(t));
+  send_request(pair, TxnKind::kNomination, true,
+               stun::RetransmissionSchedule(config_.check_retransmission, now), now);
 }
 
 Duration Agent::keepalive_interval() {
@@ -388,20 +382,9 @@ void Agent::send_keepalive(Pair& pair, TimePoint now) {
   // The controlling agent keeps USE-CANDIDATE on the selected pair's keepalives, so a
   // controlled agent that missed the nomination (or saw a stale one) follows again.
   const bool use_candidate = role_ == Role::kControlling && selected_ == pair.id;
-  const auto id = new_transaction_id();
-  Transaction t{.pair = pair.id,
-                .kind = TxnKind::kKeepalive,
-                .request = build_request(pair, use_candidate, id),
-                .local = pair.local,
-                .destination = pair.remote,
-                .first_sent = now,
-                .use_candidate = use_candidate,
-                .as_controlling = role_ == Role::kControlling};
-  transmit(pair.local, pair.remote, t.request);
-  ++pair.requests_sent;
-  ++stats_.requests_sent;
-  transactions_.emplace(id, std::move(t));
-  pair.keepalive_txn = id;
+  // Never retransmitted: a keepalive that goes unanswered counts as a miss at the next one.
+  pair.keepalive_txn =
+      send_request(pair, TxnKind::kKeepalive, use_candidate, stun::RetransmissionSchedule(), now);
 }
 
 void Agent::trigger(Pair& pair) {

@@ -187,6 +187,9 @@ class Agent {
   // Checks.
   stun::TransactionId new_transaction_id();
   Bytes build_request(const Pair& pair, bool use_candidate, const stun::TransactionId& id) const;
+  // Builds, sends and records one Binding request on `pair` (the three kinds below); its id.
+  stun::TransactionId send_request(Pair& pair, TxnKind kind, bool use_candidate,
+                                   stun::RetransmissionSchedule schedule, TimePoint now);
   void send_check(Pair& pair, TimePoint now);
   void send_nomination(Pair& pair, TimePoint now);
   void send_keepalive(Pair& pair, TimePoint now);
