@@ -10,6 +10,9 @@
 //       candidate as an RFC 8839 extension attribute, beside the server's own forward histogram;
 //   (c) relay grant: connect -> session, client side and the server's own histogram (target
 //       p99 <= 5 ms), with reservation tokens vs pool misses.
+// Before the phases, a machine reference: what waking a thread costs here (two threads
+// ping-ponging over pipes, across two CPUs and on one), since below saturation a server thread
+// sleeps between messages and pays wake-ups for each (tests/support/wakeup_cost.h).
 // The load generator shares the machine's cores with the server, redis, coturn and roam-relay:
 // every figure is a lower bound of what the server does alone. With --generator-nice the
 // generator yields the CPU to the server; then the server's histogram shows the server's own
