@@ -1731,6 +1731,14 @@ int main(int argc, char** argv) {
     std::printf(
         "  server histogram figures are estimates: linear interpolation inside the buckets, "
         "as Prometheus' histogram_quantile() does.\n");
+    // The throughput target is for an instance with 2 cores of its own (targets.md).
+    if (run_b && args.server_cpus != 2) {
+      std::printf(
+          "  the forwarding target is defined for an instance with 2 cores of its own: this run "
+          "%s; on a machine with >= 4 CPUs, --server-cpus 2 measures that setting.\n",
+          server_cpus ? "gave the server a different number of cores"
+                      : "shared the cores with the load generator");
+    }
     relay_process.stop();
   } catch (const std::exception& e) {
     std::printf("failed: %s\n", e.what());
