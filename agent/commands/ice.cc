@@ -82,15 +82,7 @@ int run_ice(const IceOptions& options, std::ostream& out, std::ostream& err) {
   std::optional<std::string> session_id;
   std::uint64_t probe_sequence = 0;
 
-  PathEngineOptions engine_options;
-  engine_options.stun_servers = *stun;
-  engine_options.interfaces = options.interfaces;
-  engine_options.metered = options.metered;
-  engine_options.prefer_unmetered = !options.prefer_metered;
-  engine_options.stats_interval = options.stats_interval;
-  engine_options.path_policy = options.relay_only    ? ice::PathPolicy::kRelayOnly
-                               : options.direct_only ? ice::PathPolicy::kDirectOnly
-                                                     : ice::PathPolicy::kAll;
+  const PathEngineOptions engine_options = engine_options_for(options, *stun);
 
   std::unique_ptr<SignalingLink> link;
   std::unique_ptr<PathEngine> engine;
@@ -134,22 +126,12 @@ int run_ice(const IceOptions& options, std::ostream& out, std::ostream& err) {
     }
   };
   handlers.address_removed = [&](const IpAddress& ip) {
-    if (!link) return;
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(ip.to_string(), ec);
-    if (!ec) link->address_removed(address);
+    if (link) link->address_removed(ip);
   };
   engine = std::make_unique<PathEngine>(io.get_executor(), engine_options, events, random,
                                         std::move(handlers));
 
-  SignalingLinkOptions link_options;
-  link_options.urls = options.signaling_urls;
-  link_options.hello.token = options.token;
-  link_options.hello.client = "roam/0.1.0";
-  link_options.hello.capabilities = {"trickle"};
-  link_options.hello.region = options.region;
-  link_options.hello.ice =
-      signaling::IceCredentials{engine->local_credentials().ufrag, engine->local_credentials().pwd};
+  const SignalingLinkOptions link_options = link_options_for(options, engine->local_credentials());
 
   std::function<void()> send_connect = [&] {
     if (options.connect_peer && !session_id && link && !stopping) {

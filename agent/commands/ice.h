@@ -8,29 +8,15 @@
 
 #include <iosfwd>
 #include <optional>
-#include <string>
-#include <vector>
 
+#include "agent/paths/path_options.h"
 #include "common/util/time.h"
 
 namespace roam::agent {
 
-struct IceOptions {
-  std::vector<std::string> signaling_urls;
-  std::string ca_file;
-  std::string token;
-  std::optional<std::string> connect_peer;
-  std::vector<std::string> stun_servers;  // HOST:PORT with IP literals
-  std::string events_path;
+struct IceOptions : PathOptions {
   std::optional<Duration> duration;
-  std::vector<std::string> interfaces;
-  std::vector<std::string> metered;
-  bool prefer_metered = false;
-  bool relay_only = false;
-  bool direct_only = false;
-  Duration stats_interval = seconds(1);
   std::optional<Duration> traffic_interval;
-  std::optional<std::string> region;
 };
 
 // Runs until --duration, SIGINT/SIGTERM, the peer's bye or a fatal error. Returns the exit

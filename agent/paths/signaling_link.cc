@@ -4,6 +4,7 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -213,9 +214,11 @@ bool SignalingLink::connected() const {
   return state_->connected;
 }
 
-void SignalingLink::address_removed(const boost::asio::ip::address& address) {
+void SignalingLink::address_removed(const IpAddress& address) {
   if (!state_->client || !state_->client->is_open()) return;
-  if (state_->client->local_address() == address) state_->client->abort();
+  boost::system::error_code ec;
+  const auto removed = boost::asio::ip::make_address(address.to_string(), ec);
+  if (!ec && state_->client->local_address() == removed) state_->client->abort();
 }
 
 }  // namespace roam::agent

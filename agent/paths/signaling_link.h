@@ -25,6 +25,7 @@
 #include "common/net/wss_client.h"
 #include "common/signaling/message.h"
 #include "common/util/expected.h"
+#include "common/util/socket_address.h"
 #include "common/util/time.h"
 
 namespace roam::agent {
@@ -72,7 +73,7 @@ class SignalingLink {
   bool connected() const;
   // An interface address went away: if the connection uses it, it is dead (its packets can
   // neither leave nor arrive), so reconnect now instead of waiting for TCP to time out.
-  void address_removed(const boost::asio::ip::address& address);
+  void address_removed(const IpAddress& address);
 
  private:
   struct State;

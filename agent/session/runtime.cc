@@ -148,16 +148,7 @@ int Runtime::run() {
     metrics_ = std::move(*m);
   }
 
-  PathEngineOptions engine_options;
-  engine_options.stun_servers = *stun;
-  engine_options.interfaces = options_.interfaces;
-  engine_options.metered = options_.metered;
-  engine_options.prefer_unmetered = !options_.prefer_metered;
-  engine_options.include_loopback = options_.loopback;
-  engine_options.stats_interval = options_.stats_interval;
-  engine_options.path_policy = options_.relay_only    ? ice::PathPolicy::kRelayOnly
-                               : options_.direct_only ? ice::PathPolicy::kDirectOnly
-                                                      : ice::PathPolicy::kAll;
+  const PathEngineOptions engine_options = engine_options_for(options_, *stun);
   PathEngineHandlers handlers;
   handlers.trickle = [this](const std::string& text) {
     if (session_id_ && link_) link_->send(signaling::Candidate{*session_id_, text, std::nullopt});
@@ -167,10 +158,7 @@ int Runtime::run() {
     if (quic_) quic_->on_datagram(local, from, data);
   };
   handlers.address_removed = [this](const IpAddress& ip) {
-    if (!link_) return;
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(ip.to_string(), ec);
-    if (!ec) link_->address_removed(address);
+    if (link_) link_->address_removed(ip);
   };
   handlers.selected = [this](const std::optional<ice::PairInfo>& pair, std::string_view reason) {
     if (metrics_) metrics_->selected(pair);
@@ -182,15 +170,8 @@ int Runtime::run() {
   engine_ = std::make_unique<PathEngine>(io_.get_executor(), engine_options, *events_, random_,
                                          std::move(handlers));
 
-  SignalingLinkOptions link_options;
-  link_options.urls = options_.signaling_urls;
-  link_options.hello.token = options_.token;
-  link_options.hello.client = "roam/0.1.0";
-  link_options.hello.capabilities = {"trickle"};
-  link_options.hello.region = options_.region;
+  SignalingLinkOptions link_options = link_options_for(options_, engine_->local_credentials());
   link_options.hello.fingerprint = identity_->fingerprint();
-  link_options.hello.ice = signaling::IceCredentials{engine_->local_credentials().ufrag,
-                                                     engine_->local_credentials().pwd};
   link_ = std::make_unique<SignalingLink>(
       io_.get_executor(), *tls, link_options,
       [this](const signaling::ServerMessage& m) { on_message(m); },

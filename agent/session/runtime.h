@@ -5,14 +5,13 @@
 #pragma once
 
 #include <iosfwd>
-#include <optional>
 #include <string>
-#include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/json/object.hpp>
 
 #include "agent/paths/event_log.h"
+#include "agent/paths/path_options.h"
 #include "agent/quic/connection.h"
 #include "agent/session/quic_session.h"
 #include "common/util/time.h"
@@ -20,23 +19,9 @@
 namespace roam::agent {
 
 // Options every session command shares (flags, ROAM_* environment, TOML config file).
-struct AgentOptions {
-  std::vector<std::string> signaling_urls;
-  std::string ca_file;
-  std::string token;
-  std::optional<std::string> connect_peer;  // --to PEER (else: take the first session offered)
-  std::vector<std::string> stun_servers;
-  std::string events_path;
+struct AgentOptions : PathOptions {
   std::string metrics_address;  // host:port for Prometheus; empty: none
   std::string status_socket;    // empty: the default (status_socket_dir()/roam-<pid>.sock)
-  std::vector<std::string> interfaces;
-  std::vector<std::string> metered;
-  bool prefer_metered = false;
-  bool relay_only = false;
-  bool direct_only = false;
-  bool loopback = false;  // gather on loopback too (two agents on one machine)
-  std::optional<std::string> region;
-  Duration stats_interval = seconds(1);
   // Give up when the QUIC connection is not up this long after start (0: wait forever).
   Duration connect_timeout = seconds(30);
 };
