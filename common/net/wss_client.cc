@@ -215,18 +215,16 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
         (timed_out_ ? "timed out after " + ms_text(options_.handshake_timeout) : cec.message());
     if (timed_out_) break;
   }
+  if (tcp_up && options_.stamp_arrivals && !ws_.next_layer().stamp_arrivals()) {
+    tcp_up = false;
+    last_error = std::string("SO_TIMESTAMPNS: ") + std::strerror(errno);
+  }
   if (!tcp_up) {
     watchdog_.cancel();
     failed_ = true;
     co_return unexpected("connect to " + where + ": " + last_error);
   }
   socket.set_option(tcp::no_delay(true), ec);  // small messages, latency matters
-  if (options_.stamp_arrivals && !ws_.next_layer().stamp_arrivals()) {
-    watchdog_.cancel();
-    failed_ = true;
-    co_return unexpected("SO_TIMESTAMPNS on the connection to " + where + ": " +
-                         std::strerror(errno));
-  }
 
   // 3. TLS with SNI and certificate + name verification.
   auto& tls = ws_.next_layer();

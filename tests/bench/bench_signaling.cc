@@ -18,7 +18,6 @@
 // generator yields the CPU to the server; then the server's histogram shows the server's own
 // latency and the client-side figure mostly the generator's wait. `--help` lists the flags.
 #include <malloc.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -61,6 +60,7 @@
 #include "common/relay/pool_layout.h"
 #include "common/signaling/message.h"
 #include "common/util/bytes.h"
+#include "tests/support/cpu_affinity.h"
 #include "tests/support/process.h"
 #include "tests/support/servers.h"
 #include "tests/support/sync_clients.h"
@@ -397,25 +397,16 @@ struct CpuSplit {
   std::string server, rest;
 };
 std::optional<CpuSplit> reserve_server_cpus(int server_count) {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) return std::nullopt;
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  const std::vector<int> cpus = roam::test::allowed_cpus();
   if (static_cast<int>(cpus.size()) <= server_count) return std::nullopt;
   const auto split = cpus.end() - server_count;
-  cpu_set_t rest;
-  CPU_ZERO(&rest);
   auto join = [](auto from, auto to) {
     std::string list;
     for (auto c = from; c != to; ++c)
       list += (list.empty() ? "" : ",") + std::to_string(*c);
     return list;
   };
-  for (auto c = cpus.begin(); c != split; ++c)
-    CPU_SET(*c, &rest);
-  if (::sched_setaffinity(0, sizeof rest, &rest) != 0) return std::nullopt;
+  if (!roam::test::pin_calling_thread({cpus.begin(), split})) return std::nullopt;
   return CpuSplit{join(split, cpus.end()), join(cpus.begin(), split)};
 }
 

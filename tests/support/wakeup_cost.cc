@@ -1,7 +1,5 @@
 #include "tests/support/wakeup_cost.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +11,8 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/cpu_affinity.h"
+
 namespace roam::test {
 namespace {
 
@@ -22,13 +22,6 @@ double thread_cpu_seconds() {
   timespec ts{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
-}
-
-bool pin_to(int cpu) {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  return ::pthread_setaffinity_np(::pthread_self(), sizeof set, &set) == 0;
 }
 
 class Pipe {
@@ -71,7 +64,7 @@ std::optional<WakeupCost> ping_pong(int ping_cpu, int pong_cpu, int round_trips,
   double pong_cpu_s = 0;
   bool pong_pinned = false;
   std::thread pong([&] {
-    pong_pinned = pin_to(pong_cpu);
+    pong_pinned = pin_calling_thread({pong_cpu});
     const double start = thread_cpu_seconds();
     for (int i = 0; i < round_trips; ++i) {
       to_pong.take();
@@ -79,7 +72,7 @@ std::optional<WakeupCost> ping_pong(int ping_cpu, int pong_cpu, int round_trips,
     }
     pong_cpu_s = thread_cpu_seconds() - start;
   });
-  const bool ping_pinned = pin_to(ping_cpu);
+  const bool ping_pinned = pin_calling_thread({ping_cpu});
   // Let the other thread reach its first read(), so that the first hop wakes it too.
   std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::vector<double> hops_us;
@@ -109,17 +102,9 @@ std::optional<WakeupCost> ping_pong(int ping_cpu, int pong_cpu, int round_trips,
 }  // namespace
 
 std::optional<WakeupReference> measure_wakeup_cost(int round_trips, std::string* why) {
-  cpu_set_t allowed;
-  CPU_ZERO(&allowed);
-  if (::sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
-    *why = std::string("sched_getaffinity: ") + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::vector<int> cpus;
-  for (int c = 0; c < CPU_SETSIZE; ++c)
-    if (CPU_ISSET(c, &allowed)) cpus.push_back(c);
+  const std::vector<int> cpus = allowed_cpus();
   if (cpus.size() < 2) {
-    *why = "this process may use only one CPU";
+    *why = cpus.empty() ? "its CPU affinity cannot be read" : "this process may use only one CPU";
     return std::nullopt;
   }
   WakeupReference reference;
@@ -127,7 +112,7 @@ std::optional<WakeupReference> measure_wakeup_cost(int round_trips, std::string*
   auto across = ping_pong(cpus.front(), cpus.back(), round_trips, why);
   auto same = across ? ping_pong(cpus.front(), cpus.front(), round_trips, why) : std::nullopt;
   // The calling thread was pinned for the run: give it back every CPU it had.
-  ::pthread_setaffinity_np(::pthread_self(), sizeof allowed, &allowed);
+  pin_calling_thread(cpus);
   if (!across || !same) return std::nullopt;
   reference.across_cpus = *across;
   reference.same_cpu = *same;
