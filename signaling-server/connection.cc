@@ -97,7 +97,8 @@ Connection::Connection(ServerContext& context, Shard& shard, asio::ip::tcp::sock
                        ConnectionLimiter::Slot slot)
     : context_(context),
       shard_(shard),
-      ws_(std::move(socket), context.tls),
+      tls_(context.tls),
+      ws_(std::move(socket), *tls_),
       slot_(std::move(slot)),
       wake_writer_(shard.io),
       hello_timer_(shard.io),

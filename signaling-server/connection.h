@@ -96,6 +96,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   ServerContext& context_;
   Shard& shard_;
+  // The certificate this connection was accepted with: a reload must not free it under ws_.
+  std::shared_ptr<boost::asio::ssl::context> tls_;
   Stream ws_;
   ConnectionLimiter::Slot slot_;
   boost::asio::steady_timer wake_writer_;

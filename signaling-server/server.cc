@@ -111,6 +111,7 @@ Server::Server(ServerConfig config) : registry_(std::make_shared<prometheus::Reg
   admin_ = std::make_unique<AdminServer>(
       shard0().io, c.admin_listen, [this] { return health(); }, registry_);
   signals_ = std::make_unique<asio::signal_set>(shard0().io, SIGINT, SIGTERM);
+  reload_signals_ = std::make_unique<asio::signal_set>(shard0().io, SIGHUP);
 }
 
 Server::~Server() = default;
@@ -173,6 +174,7 @@ void Server::run() {
         std::chrono::duration_cast<std::chrono::seconds>(context_->config.shutdown_grace).count());
     begin_shutdown();
   });
+  await_reload_signal();
 
   std::printf("ready wss=%s:%u admin=%s:%u instance=%s\n", c.listen.host.c_str(),
               acceptor_->local_endpoint().port(), c.admin_listen.host.c_str(), admin_->port(),
@@ -297,6 +299,7 @@ void Server::begin_shutdown() {
   }
   boost::system::error_code ignored;
   acceptor_->close(ignored);
+  reload_signals_->cancel(ignored);
   for (auto& connection : context_->directory.connections()) {
     asio::post(connection->get_executor(), [connection] {
       connection->close(1012, "server shutting down", DisconnectReason::kShutdown);
@@ -307,6 +310,28 @@ void Server::begin_shutdown() {
   });
   return_cached_tokens(true);  // before the drain's end, so the ZADDs reach Redis
   asio::co_spawn(shard0().io, drain(), asio::detached);
+}
+
+void Server::await_reload_signal() {
+  reload_signals_->async_wait([this](boost::system::error_code ec, int) {
+    if (ec) return;
+    reload_certificate();
+    await_reload_signal();
+  });
+}
+
+void Server::reload_certificate() {
+  const auto& c = context_->config;
+  try {
+    context_->tls =
+        std::make_shared<asio::ssl::context>(make_server_tls_context(c.cert_file, c.key_file));
+    metrics_->certificate_reloads.Increment();
+    spdlog::info("SIGHUP: certificate reloaded from {} (key {}); new connections use it",
+                 c.cert_file, c.key_file);
+  } catch (const std::exception& e) {
+    metrics_->certificate_reload_failures.Increment();
+    spdlog::error("SIGHUP: certificate not reloaded, still serving the previous one: {}", e.what());
+  }
 }
 
 awaitable<void> Server::drain() {

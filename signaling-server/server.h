@@ -43,6 +43,11 @@ class Server {
   void return_cached_tokens(bool all);
   boost::asio::awaitable<void> drain();
   void begin_shutdown();
+  // SIGHUP: loads --cert and --key again for the connections accepted from now on (certificate
+  // rotation without dropping anyone); on failure the current pair stays and the error is
+  // logged and counted.
+  void reload_certificate();
+  void await_reload_signal();
   void stop_all();
   Health health() const;
   // A Redis connection (link < shards: that shard's client; the last: the subscriber) came up
@@ -59,6 +64,7 @@ class Server {
   std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor_;
   std::unique_ptr<AdminServer> admin_;
   std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<boost::asio::signal_set> reload_signals_;
   std::size_t next_shard_ = 0;
   std::mutex redis_links_mutex_;  // the shards' observers run on their own threads
   std::vector<bool> redis_link_up_;

@@ -9,7 +9,7 @@ ServerContext::ServerContext(ServerConfig c, ServerMetrics& m, boost::asio::ssl:
       metrics(m),
       limiter(std::make_shared<ConnectionLimiter>(config.max_connections,
                                                   config.max_connections_per_ip)),
-      tls(std::move(t)),
+      tls(std::make_shared<boost::asio::ssl::context>(std::move(t))),
       grants(config.turn_secret,
              std::chrono::duration_cast<std::chrono::seconds>(config.credential_ttl),
              m.cached_tokens),

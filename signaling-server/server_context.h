@@ -41,7 +41,10 @@ struct ServerContext {
   ServerMetrics& metrics;
   PeerDirectory directory;
   std::shared_ptr<ConnectionLimiter> limiter;
-  boost::asio::ssl::context tls;
+  // The certificate and key new connections are served with. Read and replaced (SIGHUP,
+  // Server::reload_certificate) on shard 0's thread only, where connections are accepted; each
+  // connection keeps the one it began with.
+  std::shared_ptr<boost::asio::ssl::context> tls;
   GrantIssuer grants;
   const redis::Script register_script;
   const redis::Script unregister_script;

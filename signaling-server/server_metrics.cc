@@ -59,6 +59,12 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
       forbidden_origin(f.counter("forbidden_origin_total",
                                  "WebSocket upgrades refused with 403 for their Origin")
                            .Add({})),
+      certificate_reloads(
+          f.counter("certificate_reloads_total", "SIGHUP reloads of the TLS certificate and key")
+              .Add({{"result", "ok"}})),
+      certificate_reload_failures(
+          f.counter("certificate_reloads_total", "SIGHUP reloads of the TLS certificate and key")
+              .Add({{"result", "failed"}})),
       sessions(f.counter("sessions_total", "sessions created by connect").Add({})),
       grants_with_token(
           f.counter("relay_grants_total", "relay grants handed out").Add({{"result", "token"}})),

@@ -46,6 +46,8 @@ struct ServerMetrics {
   prometheus::Counter& refused_per_ip;
   prometheus::Counter& refused_full;
   prometheus::Counter& forbidden_origin;
+  prometheus::Counter& certificate_reloads;          // SIGHUP: --cert/--key loaded anew
+  prometheus::Counter& certificate_reload_failures;  // ... or refused (the old one stays)
   prometheus::Counter& sessions;
   prometheus::Counter& grants_with_token;
   prometheus::Counter& pool_misses;  // grant without a reservation token

@@ -1,7 +1,15 @@
 #include "signaling-server/tls_context.h"
 
+#include <array>
 #include <filesystem>
+#include <memory>
 #include <stdexcept>
+#include <string_view>
+#include <type_traits>
+
+#include <wolfssl/openssl/evp.h>
+#include <wolfssl/openssl/pem.h>
+#include <wolfssl/ssl.h>
 
 namespace roam::signaling {
 namespace {
@@ -11,6 +19,42 @@ constexpr const char* kCipherPreference =
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384";
+
+template <class T, void (*Free)(T*)>
+using Owned = std::unique_ptr<T, std::integral_constant<decltype(Free), Free>>;
+
+// Whether a signature by the key in `key_file` verifies with the public key of the first
+// certificate in `cert_file`. A mismatched pair fails every handshake (a renewal caught
+// half-written, say), and neither loading nor Debian's wolfSSL_CTX_check_private_key /
+// X509_check_private_key notice one: both accept another certificate's ECDSA key (wolfSSL
+// 5.5.4, seen here). A signature cannot be fooled that way.
+bool key_signs_for_certificate(const std::string& cert_file, const std::string& key_file) {
+  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> cert_bio(wolfSSL_BIO_new_file(cert_file.c_str(), "r"));
+  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> key_bio(wolfSSL_BIO_new_file(key_file.c_str(), "r"));
+  if (!cert_bio || !key_bio) return false;
+  Owned<WOLFSSL_X509, wolfSSL_X509_free> cert(
+      wolfSSL_PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
+  Owned<WOLFSSL_EVP_PKEY, wolfSSL_EVP_PKEY_free> key(
+      wolfSSL_PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  if (!cert || !key) return false;
+  Owned<WOLFSSL_EVP_PKEY, wolfSSL_EVP_PKEY_free> public_key(wolfSSL_X509_get_pubkey(cert.get()));
+  Owned<WOLFSSL_EVP_MD_CTX, wolfSSL_EVP_MD_CTX_free> sign(wolfSSL_EVP_MD_CTX_new());
+  Owned<WOLFSSL_EVP_MD_CTX, wolfSSL_EVP_MD_CTX_free> verify(wolfSSL_EVP_MD_CTX_new());
+  if (!public_key || !sign || !verify) return false;
+  constexpr std::string_view kProbe = "roam-signaling: does this key belong to --cert?";
+  std::array<unsigned char, 1024> signature{};  // RSA-8192 at most
+  std::size_t length = signature.size();
+  return wolfSSL_EVP_DigestSignInit(sign.get(), nullptr, wolfSSL_EVP_sha256(), nullptr,
+                                    key.get()) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestSignUpdate(sign.get(), kProbe.data(), kProbe.size()) ==
+             WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestSignFinal(sign.get(), signature.data(), &length) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyInit(verify.get(), nullptr, wolfSSL_EVP_sha256(), nullptr,
+                                      public_key.get()) == WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyUpdate(verify.get(), kProbe.data(), kProbe.size()) ==
+             WOLFSSL_SUCCESS &&
+         wolfSSL_EVP_DigestVerifyFinal(verify.get(), signature.data(), length) == WOLFSSL_SUCCESS;
+}
 
 }  // namespace
 
@@ -45,6 +89,10 @@ boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
   if (ec) {
     throw std::runtime_error("--key: cannot load the PEM private key '" + key_file +
                              "' (or it does not match --cert): " + ec.message());
+  }
+  if (!key_signs_for_certificate(cert_file, key_file)) {
+    throw std::runtime_error("--key: the private key '" + key_file +
+                             "' does not belong to the certificate in '" + cert_file + "'");
   }
   return context;
 }

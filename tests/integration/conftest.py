@@ -94,7 +94,8 @@ def relay_stack(relay_stack_of):
 
 @pytest.fixture
 def signaling(request, tls_cert):
-    """Factory: signaling(redis_port, instance=None, options=[...]) starts a roam-signaling;
+    """Factory: signaling(redis_port, instance=None, options=[...], cert=None) starts a
+    roam-signaling (with the session's certificate unless `cert` is given);
     every instance is stopped after the test (logs printed when the test failed)."""
     try:
         find_binary("roam-signaling")
@@ -103,7 +104,8 @@ def signaling(request, tls_cert):
     started = []
 
     def start(redis_port, **kwargs):
-        server = RoamSignaling(redis_port, cert=tls_cert, start=False, **kwargs)
+        kwargs.setdefault("cert", tls_cert)
+        server = RoamSignaling(redis_port, start=False, **kwargs)
         started.append(server)  # before start(): a failed start is cleaned up too
         return server.start()
 

@@ -3,17 +3,20 @@ shutdown on SIGTERM, the `token` subcommand and refusal of bad configuration
 (docs/signaling-server.md)."""
 
 import os
+import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 
 import jwt
 import pytest
+import websockets
 
 from roamtest.process import find_binary, wait_until
-from roamtest.sigclient import RawWss, SigClient, open_pair, round_trip, run
-from roamtest.signaling import DEFAULT_JWT_SECRET, metric_value
+from roamtest.sigclient import RawWss, SigClient, eventually, open_pair, round_trip, run
+from roamtest.signaling import DEFAULT_JWT_SECRET, TlsCert, metric_value
 
 
 @pytest.fixture
@@ -116,6 +119,56 @@ def test_second_signal_stops_at_once(redis_server, signaling):
         stuck.close()
 
 
+def _renew(cert, new_cert_file, new_key_file):
+    """Puts another pair at `cert`'s paths as a renewal tool does: each file written aside, then
+    renamed over the old one."""
+    for source, target in ((new_key_file, cert.key_file), (new_cert_file, cert.cert_file)):
+        aside = target + ".new"
+        shutil.copyfile(source, aside)
+        os.chmod(aside, 0o600)
+        os.replace(aside, target)
+
+
+def _reloads(server, result):
+    return metric_value(server.metrics(), "roam_signaling_certificate_reloads_total",
+                        result=result)
+
+
+def test_sighup_reloads_the_certificate_for_new_connections_and_keeps_open_ones(
+        redis_server, signaling, tmp_path):
+    for name in ("live", "renewed", "other"):
+        (tmp_path / name).mkdir()
+    live = TlsCert(str(tmp_path / "live"))  # the paths --cert and --key name
+    renewed, other = TlsCert(str(tmp_path / "renewed")), TlsCert(str(tmp_path / "other"))
+    first_ca = str(tmp_path / "first.pem")
+    shutil.copyfile(live.cert_file, first_ca)
+    server = signaling(redis_server.port, instance="sig-reload", cert=live)
+
+    async def scenario():
+        alice = await SigClient.open(server, "alice")  # on the first certificate
+        assert _reloads(server, "ok") == 0 and _reloads(server, "failed") == 0
+        _renew(live, renewed.cert_file, renewed.key_file)
+        server.process.signal(signal.SIGHUP)
+        await eventually(lambda: _reloads(server, "ok") == 1, 5, what="the reload")
+        # New connections are served the renewed certificate: a client that trusts only the
+        # first one refuses it; one that trusts the renewed one talks to alice, whose
+        # connection began on the first.
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await websockets.connect(server.url, ssl=ssl.create_default_context(cafile=first_ca),
+                                     open_timeout=5)
+        bob = await SigClient.open(server, "bob")  # trusts live's files: the renewed pair
+        await round_trip(alice, bob)
+        # A key that does not belong to the certificate is refused; the renewed pair stays.
+        _renew(live, renewed.cert_file, other.key_file)
+        server.process.signal(signal.SIGHUP)
+        await eventually(lambda: _reloads(server, "failed") == 1, 5, what="the refusal")
+        assert "certificate not reloaded" in server.log(), server.log()
+        carol = await SigClient.open(server, "carol")
+        await round_trip(carol, bob, request="rt2")
+        assert _reloads(server, "ok") == 1
+    run(scenario())
+
+
 def _draining(server):
     """A check for wait_until: (status, body) once /healthz stops saying ok."""
     def check():
@@ -192,8 +245,9 @@ def test_bad_config_exits_2_naming_the_option(tls_cert, change, option):
     assert "too-short" not in err  # a secret, even a bad one, is never echoed
 
 
-@pytest.mark.parametrize("failure", ["port taken", "unreadable certificate"])
-def test_start_up_failure_exits_1(tls_cert, failure):
+@pytest.mark.parametrize("failure", ["port taken", "unreadable certificate",
+                                     "key of another certificate"])
+def test_start_up_failure_exits_1(tls_cert, failure, tmp_path):
     """docs: start-up failures (port taken, unreadable certificate) exit 1, not 2."""
     args = _base_args(tls_cert)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
@@ -201,8 +255,12 @@ def test_start_up_failure_exits_1(tls_cert, failure):
         taken.listen()
         if failure == "port taken":
             args["--listen"] = f"127.0.0.1:{taken.getsockname()[1]}"
-        else:
+        elif failure == "unreadable certificate":
             args["--cert"] = "/nonexistent/cert.pem"
+        else:
+            args["--key"] = TlsCert(str(tmp_path)).key_file
         code, err = _run_config(_argv(args))
     assert code == 1, (code, err)
     assert err.strip(), "no reason given"
+    if failure == "key of another certificate":
+        assert "does not belong to the certificate" in err, err
