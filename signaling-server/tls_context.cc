@@ -1,7 +1,10 @@
 #include "signaling-server/tls_context.h"
 
 #include <array>
+#include <cstdint>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <stdexcept>
 #include <string_view>
@@ -23,14 +26,36 @@ constexpr const char* kCipherPreference =
 template <class T, void (*Free)(T*)>
 using Owned = std::unique_ptr<T, std::integral_constant<decltype(Free), Free>>;
 
-// Whether a signature by the key in `key_file` verifies with the public key of the first
-// certificate in `cert_file`. A mismatched pair fails every handshake (a renewal caught
+// A certificate chain or key file is a few KiB; anything near this is not one.
+constexpr std::uintmax_t kMaxPemBytes = 1024 * 1024;
+
+// The whole of `file`, read once: the context is loaded from these bytes and the pair check
+// runs on the same bytes, so a renewal that lands between two reads cannot split them.
+std::string read_pem(const std::string& file, const char* option) {
+  std::error_code ec;
+  const bool regular = std::filesystem::is_regular_file(file, ec);
+  const auto size = regular ? std::filesystem::file_size(file, ec) : 0;
+  std::ifstream in(file, std::ios::binary);
+  if (!regular || ec || !in) {
+    throw std::runtime_error(std::string(option) + ": cannot read '" + file + "'");
+  }
+  if (size > kMaxPemBytes) {
+    throw std::runtime_error(std::string(option) + ": '" + file + "' is over " +
+                             std::to_string(kMaxPemBytes) + " bytes: not a PEM file");
+  }
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+// Whether a signature by the key in `key_pem` verifies with the public key of the first
+// certificate in `cert_pem`. A mismatched pair fails every handshake (a renewal caught
 // half-written, say), and neither loading nor Debian's wolfSSL_CTX_check_private_key /
 // X509_check_private_key notice one: both accept another certificate's ECDSA key (wolfSSL
 // 5.5.4, seen here). A signature cannot be fooled that way.
-bool key_signs_for_certificate(const std::string& cert_file, const std::string& key_file) {
-  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> cert_bio(wolfSSL_BIO_new_file(cert_file.c_str(), "r"));
-  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> key_bio(wolfSSL_BIO_new_file(key_file.c_str(), "r"));
+bool key_signs_for_certificate(const std::string& cert_pem, const std::string& key_pem) {
+  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> cert_bio(
+      wolfSSL_BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+  Owned<WOLFSSL_BIO, wolfSSL_BIO_free_all> key_bio(
+      wolfSSL_BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
   if (!cert_bio || !key_bio) return false;
   Owned<WOLFSSL_X509, wolfSSL_X509_free> cert(
       wolfSSL_PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr));
@@ -61,12 +86,8 @@ bool key_signs_for_certificate(const std::string& cert_file, const std::string& 
 boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
                                                   const std::string& key_file) {
   namespace ssl = boost::asio::ssl;
-  for (const auto& [file, what] : {std::pair{cert_file, "--cert"}, std::pair{key_file, "--key"}}) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(file, ec)) {
-      throw std::runtime_error(std::string(what) + ": cannot read '" + file + "'");
-    }
-  }
+  const std::string cert_pem = read_pem(cert_file, "--cert");
+  const std::string key_pem = read_pem(key_file, "--key");
   // RFC 8996: TLS 1.0 and 1.1 are deprecated; the agent and browsers speak 1.2 or 1.3.
   ssl::context context(ssl::context::tls_server);
   context.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
@@ -80,17 +101,17 @@ boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
     throw std::runtime_error("TLS: wolfSSL refused the cipher list");
   }
   boost::system::error_code ec;
-  context.use_certificate_chain_file(cert_file, ec);
+  context.use_certificate_chain(boost::asio::buffer(cert_pem), ec);
   if (ec) {
     throw std::runtime_error("--cert: cannot load the PEM certificate chain '" + cert_file +
                              "': " + ec.message());
   }
-  context.use_private_key_file(key_file, ssl::context::pem, ec);
+  context.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
   if (ec) {
     throw std::runtime_error("--key: cannot load the PEM private key '" + key_file +
                              "' (or it does not match --cert): " + ec.message());
   }
-  if (!key_signs_for_certificate(cert_file, key_file)) {
+  if (!key_signs_for_certificate(cert_pem, key_pem)) {
     throw std::runtime_error("--key: the private key '" + key_file +
                              "' does not belong to the certificate in '" + cert_file + "'");
   }
