@@ -30,9 +30,10 @@ std::string default_instance_id() {
   return out + "-" + std::to_string(::getpid());
 }
 
-void check_jwt_secret(const std::string& secret) {
+void check_jwt_secret(const std::string& secret, std::string_view option = "--jwt-secret",
+                      std::string_view env = "ROAM_SIGNALING_JWT_SECRET") {
   if (secret.size() < auth::jwt::kMinKeySize) {
-    throw ConfigError("--jwt-secret (ROAM_SIGNALING_JWT_SECRET): at least " +
+    throw ConfigError(std::string(option) + " (" + std::string(env) + "): at least " +
                       std::to_string(auth::jwt::kMinKeySize) +
                       " bytes are required (RFC 7518 §3.2), e.g. from `head -c 32 /dev/urandom "
                       "| base64`");
@@ -65,6 +66,9 @@ std::optional<ParsedCommand> parse_command_line(int argc, char** argv, int* exit
   app.add_option("--key", c.key_file, "PEM private key (required)")->envname(env("KEY"));
   app.add_option("--jwt-secret", c.jwt_secret, "HS256 key for peer tokens, >= 32 bytes (required)")
       ->envname(env("JWT_SECRET"));
+  app.add_option("--jwt-previous-secret", c.jwt_previous_secret,
+                 "the HS256 key before --jwt-secret, still accepted during a key rotation")
+      ->envname(env("JWT_PREVIOUS_SECRET"));
   app.add_option("--audience", c.audience, "JWT audience (aud)")
       ->envname(env("AUDIENCE"))
       ->capture_default_str();
@@ -156,6 +160,15 @@ std::optional<ParsedCommand> parse_command_line(int argc, char** argv, int* exit
   if (c.key_file.empty())
     throw ConfigError("--key (ROAM_SIGNALING_KEY): a PEM private key is required");
   check_jwt_secret(c.jwt_secret);
+  if (!c.jwt_previous_secret.empty()) {
+    check_jwt_secret(c.jwt_previous_secret, "--jwt-previous-secret",
+                     "ROAM_SIGNALING_JWT_PREVIOUS_SECRET");
+    if (c.jwt_previous_secret == c.jwt_secret) {
+      throw ConfigError(
+          "--jwt-previous-secret (ROAM_SIGNALING_JWT_PREVIOUS_SECRET): the same key as "
+          "--jwt-secret; set it to the key being rotated out, or leave it unset");
+    }
+  }
   if (c.turn_secret.size() < auth::turn_rest::kMinSecretSize ||
       c.turn_secret.size() > auth::turn_rest::kMaxSecretSize) {
     throw ConfigError(

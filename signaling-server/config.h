@@ -20,6 +20,8 @@ struct ServerConfig {
   std::string cert_file;
   std::string key_file;
   std::string jwt_secret;
+  // Also accepted on tokens (never used to mint) while a key rotation is under way; empty: none.
+  std::string jwt_previous_secret;
   std::string audience = "roam";
   std::string turn_secret;
   HostPort redis{"127.0.0.1", 6379};

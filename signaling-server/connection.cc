@@ -1,6 +1,7 @@
 #include "signaling-server/connection.h"
 
 #include <array>
+#include <span>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -514,7 +515,12 @@ awaitable<void> Connection::on_hello(Hello hello) {
   const auto& config = context_.config;
   auth::jwt::VerifyOptions options;
   options.audience = config.audience;
-  auto claims = auth::jwt::verify(as_bytes(config.jwt_secret), hello.token, unix_now(), options);
+  const std::array<ByteSpan, 2> jwt_keys{as_bytes(config.jwt_secret),
+                                         as_bytes(config.jwt_previous_secret)};
+  std::size_t signed_by = 0;
+  auto claims =
+      auth::jwt::verify_any(std::span(jwt_keys).first(config.jwt_previous_secret.empty() ? 1 : 2),
+                            hello.token, unix_now(), options, &signed_by);
   if (claims &&
       (!valid_peer_id(claims->subject) || claims->subject.find(':') != std::string::npos)) {
     // ':' would make the TURN REST username ambiguous (draft-uberti-behave-turn-rest §2.2).
@@ -535,6 +541,8 @@ awaitable<void> Connection::on_hello(Hello hello) {
     co_return;
   }
   authenticated_ = true;
+  (signed_by == 0 ? context_.metrics.tokens_current_key : context_.metrics.tokens_previous_key)
+      .Increment();
   hello_timer_.cancel();
   peer_ = claims->subject;
   info_ = PeerInfo{hello.fingerprint, hello.ice, hello.region};

@@ -65,6 +65,12 @@ ServerMetrics::ServerMetrics(metrics::Factory& f)
       certificate_reload_failures(
           f.counter("certificate_reloads_total", "SIGHUP reloads of the TLS certificate and key")
               .Add({{"result", "failed"}})),
+      tokens_current_key(
+          f.counter("tokens_accepted_total", "hellos admitted, by the key that signed the token")
+              .Add({{"key", "current"}})),
+      tokens_previous_key(
+          f.counter("tokens_accepted_total", "hellos admitted, by the key that signed the token")
+              .Add({{"key", "previous"}})),
       sessions(f.counter("sessions_total", "sessions created by connect").Add({})),
       grants_with_token(
           f.counter("relay_grants_total", "relay grants handed out").Add({{"result", "token"}})),

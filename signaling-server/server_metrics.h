@@ -48,6 +48,8 @@ struct ServerMetrics {
   prometheus::Counter& forbidden_origin;
   prometheus::Counter& certificate_reloads;          // SIGHUP: --cert/--key loaded anew
   prometheus::Counter& certificate_reload_failures;  // ... or refused (the old one stays)
+  prometheus::Counter& tokens_current_key;   // hellos admitted, token signed by --jwt-secret
+  prometheus::Counter& tokens_previous_key;  // ... by --jwt-previous-secret (rotation under way)
   prometheus::Counter& sessions;
   prometheus::Counter& grants_with_token;
   prometheus::Counter& pool_misses;  // grant without a reservation token

@@ -7,6 +7,7 @@
 #include <iterator>
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <type_traits>
 
@@ -81,6 +82,17 @@ bool key_signs_for_certificate(const std::string& cert_pem, const std::string& k
          wolfSSL_EVP_DigestVerifyFinal(verify.get(), signature.data(), length) == WOLFSSL_SUCCESS;
 }
 
+// Why a chain did not load. Through Asio's buffer path Debian's wolfSSL 5.5.4 leaves no reason
+// on its error queue ("unknown error number (, )"), so the common causes are told here.
+std::string certificate_chain_problem(std::string_view pem, const boost::system::error_code& ec) {
+  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string_view::npos) {
+    return "no PEM certificate in it (no '-----BEGIN CERTIFICATE-----' line)";
+  }
+  const std::string reason = ec.message();
+  if (!reason.starts_with("unknown error")) return reason;
+  return "a certificate in it does not parse (truncated or corrupt PEM)";
+}
+
 }  // namespace
 
 boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
@@ -104,12 +116,12 @@ boost::asio::ssl::context make_server_tls_context(const std::string& cert_file,
   context.use_certificate_chain(boost::asio::buffer(cert_pem), ec);
   if (ec) {
     throw std::runtime_error("--cert: cannot load the PEM certificate chain '" + cert_file +
-                             "': " + ec.message());
+                             "': " + certificate_chain_problem(cert_pem, ec));
   }
   context.use_private_key(boost::asio::buffer(key_pem), ssl::context::pem, ec);
   if (ec) {
     throw std::runtime_error("--key: cannot load the PEM private key '" + key_file +
-                             "' (or it does not match --cert): " + ec.message());
+                             "': " + ec.message());
   }
   if (!key_signs_for_certificate(cert_pem, key_pem)) {
     throw std::runtime_error("--key: the private key '" + key_file +

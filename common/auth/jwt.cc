@@ -349,4 +349,17 @@ expected<Claims, JwtError> verify(ByteSpan key, std::string_view token, std::int
   return check_claims(*payload, now_unix, options);
 }
 
+expected<Claims, JwtError> verify_any(std::span<const ByteSpan> keys, std::string_view token,
+                                      std::int64_t now_unix, const VerifyOptions& options,
+                                      std::size_t* signed_by) {
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    auto payload = verify_signature(keys[i], token);
+    if (!payload && payload.error() == JwtError::kBadSignature) continue;
+    if (!payload) return unexpected(payload.error());
+    if (signed_by) *signed_by = i;
+    return check_claims(*payload, now_unix, options);
+  }
+  return unexpected(JwtError::kBadSignature);
+}
+
 }  // namespace roam::auth::jwt

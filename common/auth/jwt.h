@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -102,5 +103,14 @@ expected<Claims, JwtError> check_claims(std::string_view payload_json, std::int6
 // verify_signature, then check_claims on its payload.
 expected<Claims, JwtError> verify(ByteSpan key, std::string_view token, std::int64_t now_unix,
                                   const VerifyOptions& options);
+
+// Key rotation: Roam's tokens name no key (no "kid"), so a verifier that accepts the previous
+// key as well as the current one tries them in turn. The first key whose signature matches
+// decides and its claims are checked; kBadSignature when none matches. An error that does not
+// depend on the key (size, shape, header) is returned at once. `signed_by`, when given, gets
+// the index of the matching key.
+expected<Claims, JwtError> verify_any(std::span<const ByteSpan> keys, std::string_view token,
+                                      std::int64_t now_unix, const VerifyOptions& options,
+                                      std::size_t* signed_by = nullptr);
 
 }  // namespace roam::auth::jwt

@@ -16,7 +16,7 @@ import websockets
 
 from roamtest.process import find_binary, wait_until
 from roamtest.sigclient import RawWss, SigClient, eventually, open_pair, round_trip, run
-from roamtest.signaling import DEFAULT_JWT_SECRET, TlsCert, metric_value
+from roamtest.signaling import DEFAULT_JWT_SECRET, TlsCert, metric_value, mint_token
 
 
 @pytest.fixture
@@ -198,6 +198,32 @@ def test_token_command_prints_a_token_the_server_accepts(server):
     run(scenario())
 
 
+def test_jwt_key_rotation_accepts_the_previous_key_and_counts_what_each_key_admits(
+        redis_server, signaling):
+    old_key, new_key = DEFAULT_JWT_SECRET, "roam-test-jwt-rotated-key-fedcba9876543210"
+    server = signaling(redis_server.port, instance="sig-rotation", jwt_secret=new_key,
+                       options=["--jwt-previous-secret", old_key])
+
+    def admitted(key):
+        return metric_value(server.metrics(), "roam_signaling_tokens_accepted_total", key=key)
+
+    async def scenario():
+        # alice still holds a token of the key being rotated out; bob has one of the new key.
+        alice = await SigClient.open(server, "alice", token=mint_token("alice", old_key))
+        bob = await SigClient.open(server, "bob", token=mint_token("bob", new_key))
+        await round_trip(alice, bob)
+        assert (admitted("current"), admitted("previous")) == (1, 1), server.metrics_text()
+        # A third key is refused as before; the audience is still checked under the old key.
+        for token in (mint_token("mallory", "roam-test-some-other-key-0123456789abc"),
+                      mint_token("mallory", old_key, audience="elsewhere")):
+            mallory = await SigClient.open(server, "mallory", hello=False)
+            await mallory.send({"type": "hello", "version": 1, "token": token})
+            code, messages = await mallory.closed()
+            assert (code, [m.get("code") for m in messages]) == (1008, ["bad_token"]), messages
+        assert (admitted("current"), admitted("previous")) == (1, 1), server.metrics_text()
+    run(scenario())
+
+
 def _run_config(args, env_extra=None):
     """Runs roam-signaling with a clean ROAM_SIGNALING_* environment; returns (code, stderr)
     (killing it if it started serving instead of refusing)."""
@@ -226,6 +252,8 @@ def _argv(args):
 
 @pytest.mark.parametrize("change, option", [
     ({"--jwt-secret": "too-short"}, "--jwt-secret"),
+    ({"--jwt-previous-secret": "too-short"}, "--jwt-previous-secret"),
+    ({"--jwt-previous-secret": DEFAULT_JWT_SECRET}, "--jwt-previous-secret"),
     ({"--cert": None}, "--cert"),
     ({"--key": None}, "--key"),
     ({"--turn-secret": "short"}, "--turn-secret"),
@@ -242,11 +270,18 @@ def test_bad_config_exits_2_naming_the_option(tls_cert, change, option):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2, (code, err)
     assert len(lines) == 1 and option in lines[0], err
-    assert "too-short" not in err  # a secret, even a bad one, is never echoed
+    # A secret, even a bad one, is never echoed.
+    assert all(value not in err for key, value in change.items() if key.endswith("-secret")), err
+
+
+_CERTIFICATE_FAILURES = {
+    "certificate not PEM": "no PEM certificate in it",
+    "certificate truncated": "a certificate in it does not parse",
+}
 
 
 @pytest.mark.parametrize("failure", ["port taken", "unreadable certificate",
-                                     "key of another certificate"])
+                                     "key of another certificate", *_CERTIFICATE_FAILURES])
 def test_start_up_failure_exits_1(tls_cert, failure, tmp_path):
     """docs: start-up failures (port taken, unreadable certificate) exit 1, not 2."""
     args = _base_args(tls_cert)
@@ -257,6 +292,12 @@ def test_start_up_failure_exits_1(tls_cert, failure, tmp_path):
             args["--listen"] = f"127.0.0.1:{taken.getsockname()[1]}"
         elif failure == "unreadable certificate":
             args["--cert"] = "/nonexistent/cert.pem"
+        elif failure in _CERTIFICATE_FAILURES:
+            with open(tls_cert.cert_file) as f:
+                pem = f.read()
+            bad = tmp_path / "cert.pem"
+            bad.write_text("garbage\n" if failure == "certificate not PEM" else pem[:300])
+            args["--cert"] = str(bad)
         else:
             args["--key"] = TlsCert(str(tmp_path)).key_file
         code, err = _run_config(_argv(args))
@@ -264,3 +305,5 @@ def test_start_up_failure_exits_1(tls_cert, failure, tmp_path):
     assert err.strip(), "no reason given"
     if failure == "key of another certificate":
         assert "does not belong to the certificate" in err, err
+    if failure in _CERTIFICATE_FAILURES:
+        assert "--cert" in err and _CERTIFICATE_FAILURES[failure] in err, err

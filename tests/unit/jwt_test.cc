@@ -1,5 +1,6 @@
 #include "common/auth/jwt.h"
 
+#include <array>
 #include <set>
 #include <string>
 
@@ -361,6 +362,39 @@ TEST(JwtVerify, ShapeAndSize) {
   ASSERT_GT(big.size(), kMaxTokenSize);
   EXPECT_EQ(verify_error(big), JwtError::kTooLarge);
   EXPECT_EQ(verify_error(std::string(kMaxTokenSize + 1, 'a')), JwtError::kTooLarge);
+}
+
+// ---- key rotation --------------------------------------------------------------------------
+
+TEST(JwtVerifyAny, TheKeyThatSignedDecidesAndItsIndexIsReported) {
+  const auto current = as_bytes("current-key-of-sufficient-length-32bytes");
+  const auto previous = as_bytes("previous-key-of-sufficient-length-32byte");
+  const std::array<ByteSpan, 2> ring{current, previous};
+  std::size_t signed_by = 99;
+  auto claims =
+      verify_any(ring, sign(kHs256Header, claims_json(), previous), kNow, options(), &signed_by);
+  ASSERT_TRUE(claims) << describe(claims.error());
+  EXPECT_EQ(claims->subject, "peer-42");
+  EXPECT_EQ(signed_by, 1u);
+  ASSERT_TRUE(
+      verify_any(ring, sign(kHs256Header, claims_json(), current), kNow, options(), &signed_by));
+  EXPECT_EQ(signed_by, 0u);
+  // A key outside the ring, and an empty ring.
+  EXPECT_EQ(verify_any(ring, sign(kHs256Header, claims_json()), kNow, options()).error(),
+            JwtError::kBadSignature);
+  EXPECT_EQ(verify_any({}, sign(kHs256Header, claims_json()), kNow, options()).error(),
+            JwtError::kBadSignature);
+}
+
+TEST(JwtVerifyAny, ClaimsOfTheMatchingKeyAreCheckedAndKeylessErrorsComeFirst) {
+  const auto current = as_bytes("current-key-of-sufficient-length-32bytes");
+  const std::array<ByteSpan, 2> ring{current, kKey};
+  // Signed by the second key but expired: the claim error, not "bad signature".
+  EXPECT_EQ(verify_any(ring, sign(kHs256Header, claims_json()), 1700000600 + 31, options()).error(),
+            JwtError::kExpired);
+  EXPECT_EQ(verify_any(ring, "abc", kNow, options()).error(), JwtError::kMalformed);
+  EXPECT_EQ(verify_any(ring, sign(R"({"alg":"none"})", claims_json()), kNow, options()).error(),
+            JwtError::kUnsupportedAlgorithm);
 }
 
 TEST(JwtErrors, DescriptionsAreDistinct) {
