@@ -74,7 +74,10 @@ def test_jitter_and_rate(make_lab, report, impair_tool):
            f"stdev {j['stdev']} ms; rate 1000 kbit/s: 1250-byte RTT median {sparse['p50']} ms "
            f"(10.2 expected); 2x overload delivered ~{rate_kbit:.0f} kbit/s, "
            f"max queueing RTT {burst['rtt_ms']['max']} ms")
-    assert j["min"] >= 15 and j["p95"] <= 27, j  # FIFO: a packet may wait for its predecessor
+    # Delays are 15..25 ms and FIFO (a packet may wait for its predecessor). The upper bound
+    # leaves 5 ms for scheduling on a busy VM: a clean-clone CI run here measured p95 28.4 ms
+    # (p50 22.3); a jitter that escaped its bounds would reach 40.
+    assert j["min"] >= 15 and j["p95"] <= 30, j
     assert j["stdev"] >= 1.0, j
     assert 10.2 <= sparse["p50"] <= 12.5, sparse
     assert burst["received"] == 200           # below the queue limit nothing is dropped
