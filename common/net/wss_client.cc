@@ -285,6 +285,15 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
                               : transport_text(wec)));
   }
   ws_.text(true);
+  // Beast bounds the closing handshake it starts (close()) by handshake_timeout, but after the
+  // server's close frame it answers and then waits for the end of TCP under the open state's
+  // timer only: without idle_timeout, none. A server that never ends TCP would then hold
+  // receive() for ever; the watchdog closes the socket after handshake_timeout instead.
+  ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
+    if (kind != websocket::frame_type::close) return;
+    close_info_ = CloseInfo{ws_.reason().code, std::string(ws_.reason().reason.c_str())};
+    arm_watchdog(Clock::now() + options_.handshake_timeout);
+  });
   connected_ = true;
   co_return expected<void, std::string>{};
 }
@@ -320,6 +329,11 @@ std::string WssClient::describe_read_failure(const error_code& ec) {
   }
   if (closing_ && (ec == asio::error::operation_aborted || ec == asio::error::eof)) {
     return "closed by this client";
+  }
+  if (close_info_ && timed_out_) {
+    return "closed by server: code " + std::to_string(close_info_->code) +
+           ", then TCP not ended within " + ms_text(options_.handshake_timeout) +
+           " (closed by this client)";
   }
   if (ec == beast::error::timeout) {
     return "no traffic from the server for " +

@@ -106,8 +106,10 @@ class WssClient {
   boost::asio::awaitable<expected<void, std::string>> send(std::string text, bool more = false);
 
   // The next text message. Errors: "closed by server: code 4001 (replaced)" (close_info() is
-  // set), "message larger than 65536 bytes: closed with 1009", "received a binary message"
-  // (the connection stays open), or a transport error ("connection reset by server: ...").
+  // set; also when the server then fails to end TCP within handshake_timeout, "..., then TCP
+  // not ended within N ms"), "message larger than 65536 bytes: closed with 1009", "received a
+  // binary message" (the connection stays open), or a transport error ("connection reset by
+  // server: ...").
   boost::asio::awaitable<expected<std::string, std::string>> receive();
 
   // Closing handshake with `code` (RFC 6455 §7.4.1; 1000 = normal). A pending receive()

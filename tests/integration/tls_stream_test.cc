@@ -414,4 +414,54 @@ TEST_F(WssClientTest, CertificateProblemsAreNamed) {
   }
 }
 
+// A server that sends its close frame and then neither reads nor ends TCP: the client answers
+// and waits for TCP's end, which Beast bounds only by the idle timeout. Without one, the
+// client's handshake_timeout must end the wait.
+TEST_F(WssClientTest, AServerThatClosesButNeverEndsTcpCannotHoldTheClient) {
+  auto client_tls = roam::net::make_tls_client_context(pem("server"));
+  ASSERT_TRUE(client_tls) << client_tls.error();
+  tcp::acceptor acceptor(io_, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
+  std::unique_ptr<websocket::stream<TlsStream>> held;  // the server side, kept open
+  asio::co_spawn(
+      io_,
+      [&]() -> asio::awaitable<void> {
+        auto [aec, socket] = co_await acceptor.async_accept(kUse);
+        if (aec) co_return;
+        held = std::make_unique<websocket::stream<TlsStream>>(std::move(socket), server_tls_);
+        auto [hec] = co_await held->next_layer().async_handshake(ssl::stream_base::server, kUse);
+        if (hec) co_return;
+        auto [wec] = co_await held->async_accept(kUse);
+        if (wec) co_return;
+        // RFC 6455 §5.5.1: FIN + opcode 8, unmasked (server to client), code 1001 "away".
+        const std::string close_frame{
+            "\x88\x06\x03\xe9"
+            "away",
+            8};
+        co_await asio::async_write(held->next_layer(), asio::buffer(close_frame), kUse);
+      },
+      asio::detached);
+  roam::net::WssClient client(io_.get_executor(), *client_tls,
+                              options(acceptor.local_endpoint().port()));
+  ASSERT_FALSE(client.options().idle_timeout);
+  run([&]() -> asio::awaitable<void> {
+    auto connected = co_await client.connect();
+    EXPECT_TRUE(connected) << connected.error();
+    if (!connected) co_return;
+    const auto start = std::chrono::steady_clock::now();
+    auto got = co_await client.receive();
+    const auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_FALSE(got);
+    if (got) co_return;
+    EXPECT_NE(got.error().find("closed by server: code 1001"), std::string::npos) << got.error();
+    EXPECT_NE(got.error().find("not ended within 500 ms"), std::string::npos) << got.error();
+    EXPECT_GE(took, 400ms);
+    EXPECT_LT(took, 3s);
+    EXPECT_TRUE(client.close_info());
+    if (!client.close_info()) co_return;
+    EXPECT_EQ(client.close_info()->code, 1001);
+    EXPECT_EQ(client.close_info()->reason, "away");
+    EXPECT_FALSE(client.is_open());
+  });
+}
+
 }  // namespace
