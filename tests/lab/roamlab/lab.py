@@ -635,6 +635,7 @@ class Lab:
             self._sysctls(node)
         self._links()
         self._addresses_and_routes()
+        self._wait_links_up()
         for r in self.topology.routers:
             self._router_rules(r)
         self._subscriber_firewalls()
@@ -687,6 +688,28 @@ class Lab:
             if a.isolated:
                 cmds.append(f"link set dev {a.port} type bridge_slave isolated on")
             self._ip_batch(a.router, cmds)
+
+    def _wait_links_up(self, timeout=10):
+        """Waits until every interface set up is operationally up in every namespace.
+
+        `ip link set up` returns before the kernel's linkwatch has seen the carrier: until then
+        a veth's bridge port does not forward and its qdisc drops. Linkwatch runs under the
+        RTNL lock, which the asynchronous cleanup of a previous lab's namespaces can hold for a
+        while; a host's first ARP request then died unanswered and its next one came 1 s later
+        (a clean-clone CI run lost all 30 echoes of a 450 ms ping that way)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = []
+            for node in self.plan.nodes:
+                links = json.loads(_sh(["ip", "-n", self.ns(node), "-j", "link", "show"]).stdout)
+                pending += [f"{node}:{link['ifname']} ({link.get('operstate')})" for link in links
+                            if "UP" in link.get("flags", [])
+                            and link.get("operstate") not in ("UP", "UNKNOWN")]
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"interfaces still not up after {timeout} s: {', '.join(pending)}")
+            time.sleep(0.02)
 
     def _uplink_cmds(self, a, index):
         """ip commands (generic, ipv6) configuring one uplink of a host or router."""
