@@ -289,6 +289,7 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
   // server's close frame it answers and then waits for the end of TCP under the open state's
   // timer only: without idle_timeout, none. A server that never ends TCP would then hold
   // receive() for ever; the watchdog closes the socket after handshake_timeout instead.
+  // (roam-signaling's Connection::on_close_frame bounds the same wait on the server side.)
   ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind != websocket::frame_type::close) return;
     close_info_ = CloseInfo{ws_.reason().code, std::string(ws_.reason().reason.c_str())};

@@ -695,8 +695,9 @@ class Lab:
         `ip link set up` returns before the kernel's linkwatch has seen the carrier: until then
         a veth's bridge port does not forward and its qdisc drops. Linkwatch runs under the
         RTNL lock, which the asynchronous cleanup of a previous lab's namespaces can hold for a
-        while; a host's first ARP request then died unanswered and its next one came 1 s later
-        (a clean-clone CI run lost all 30 echoes of a 450 ms ping that way)."""
+        while. A first ARP request lost that way is retried only 1 s later. That is the likely
+        (not confirmed) cause of a clean-clone CI run in which a fresh lab's host sent one
+        packet and got none of 30 echoes back within 450 ms."""
         deadline = time.monotonic() + timeout
         while True:
             pending = []
