@@ -32,6 +32,15 @@ def test_link_down_moves_traffic_to_the_other_uplink_and_back(make_lab, report):
     # it, so that the 450 ms ping below measures the path and not a lost first ARP request.
     assert request(lab, "alice", reflector(lab))["mapped"].startswith(home + ":")
     r, wifi_tx, cell_tx = through()
+    if r["received"] < 30:
+        # Before any fault. Once (2026-11-22, 1 run in about 20) this baseline lost all 30
+        # echoes with one packet counted on Wi-Fi, right after the request above had passed;
+        # the cause was not found. It gets one more try, and what alice's neighbour table held
+        # is reported for the next time. A fault the test injects below is never retried.
+        neighbours = lab.run("alice", ["ip", "neigh", "show"]).stdout.strip()
+        report(f"baseline before any fault lost {30 - r['received']}/30 echoes (wifi tx {wifi_tx},"
+               f" cell tx {cell_tx}); alice's neighbours: {neighbours!r}; trying again")
+        r, wifi_tx, cell_tx = through()
     assert r["received"] == 30 and wifi_tx >= 30 and cell_tx < 5, (r, wifi_tx, cell_tx)
 
     # Continuous traffic across the whole sequence (default route, unbound socket).
