@@ -292,11 +292,16 @@ asio::awaitable<expected<void, std::string>> WssClient::connect() {
   // (roam-signaling's Connection::on_close_frame bounds the same wait on the server side.)
   ws_.control_callback([this](websocket::frame_type kind, beast::string_view) {
     if (kind != websocket::frame_type::close) return;
-    close_info_ = CloseInfo{ws_.reason().code, std::string(ws_.reason().reason.c_str())};
+    keep_close_reason();
     arm_watchdog(Clock::now() + options_.handshake_timeout);
   });
   connected_ = true;
   co_return expected<void, std::string>{};
+}
+
+void WssClient::keep_close_reason() {
+  const auto& reason = ws_.reason();
+  close_info_ = CloseInfo{reason.code, std::string(reason.reason.c_str())};
 }
 
 std::string WssClient::describe_tls_failure(const error_code& ec) {
@@ -316,11 +321,10 @@ std::string WssClient::describe_tls_failure(const error_code& ec) {
 
 std::string WssClient::describe_read_failure(const error_code& ec) {
   if (ec == websocket::error::closed) {
-    const auto& reason = ws_.reason();
-    close_info_ = CloseInfo{reason.code, std::string(reason.reason.c_str())};
+    keep_close_reason();
     std::string text =
         closing_ ? "closed: the server answered our close with code " : "closed by server: code ";
-    text += std::to_string(reason.code);
+    text += std::to_string(close_info_->code);
     if (!close_info_->reason.empty()) text += " (" + close_info_->reason + ")";
     return text;
   }

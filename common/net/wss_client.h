@@ -140,6 +140,8 @@ class WssClient {
   std::string target() const;
   // Closes the socket at `deadline` (ending whatever step waits on it) and notes the timeout.
   void arm_watchdog(TimePoint deadline);
+  // Keeps the code and reason of the close frame Beast has read (RFC 6455 §5.5.1).
+  void keep_close_reason();
 
   struct Waiter {
     explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex, TimePoint::max()) {}
