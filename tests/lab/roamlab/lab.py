@@ -697,7 +697,9 @@ class Lab:
         RTNL lock, which the asynchronous cleanup of a previous lab's namespaces can hold for a
         while. A first ARP request lost that way is retried only 1 s later. That is the likely
         (not confirmed) cause of a clean-clone CI run in which a fresh lab's host sent one
-        packet and got none of 30 echoes back within 450 ms."""
+        packet and got none of 30 echoes back within 450 ms. It is not the whole story: the
+        same loss was seen once more (2026-11-22) after this wait and after a request through
+        the same gateway had passed (test_lab_faults reports the neighbour table if it recurs)."""
         deadline = time.monotonic() + timeout
         while True:
             pending = []
