@@ -105,8 +105,8 @@ int run_ice(const IceOptions& options, std::ostream& out, std::ostream& err) {
     signals.cancel();
     exit_timer.expires_after(kExitDrain);
     exit_timer.async_wait([&](const boost::system::error_code&) {
-      if (link) link->stop();
-      io.stop();
+      if (!link) return io.stop();
+      link->stop([&] { io.stop(); });
     });
   };
 

@@ -1,16 +1,24 @@
 #include "agent/paths/signaling_link.h"
 
 #include <charconv>
+#include <utility>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 namespace roam::agent {
 
 namespace asio = boost::asio;
+
+namespace {
+// stop() aborts the connection, which completes every pending operation at once; this bound on
+// waiting for the coroutines to end only keeps a process from hanging at exit on a bug.
+constexpr Duration kStopLimit = seconds(1);
+}  // namespace
 
 expected<net::WssClientOptions, std::string> parse_wss_url(const std::string& url) {
   constexpr std::string_view kScheme = "wss://";
@@ -57,7 +65,9 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
         options(std::move(o)),
         on_message(std::move(m)),
         on_state(std::move(s)),
-        backoff_timer(executor) {}
+        backoff_timer(executor),
+        sends_done(executor),
+        stop_limit(executor) {}
 
   asio::any_io_executor executor;
   asio::ssl::context& tls;
@@ -70,18 +80,45 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
   bool stopped = false;
   std::deque<std::string> queue;
   asio::steady_timer backoff_timer;
+  bool running = false;             // run() was spawned and has not ended
+  std::size_t sends_in_flight = 0;  // send_now() coroutines not yet ended
+  asio::steady_timer sends_done;    // cancelled when sends_in_flight falls to 0
+  std::vector<std::function<void()>> on_stopped;
+  asio::steady_timer stop_limit;
 
   void send_now(std::string text) {
     auto self = shared_from_this();
     net::WssClient* c = client.get();
+    ++sends_in_flight;
     asio::co_spawn(
         executor,
         [self, c, text = std::move(text)]() mutable -> asio::awaitable<void> {
           auto r = co_await c->send(std::move(text));
           // A failed send ends the connection; the reader notices and reconnects.
           if (!r && self->client.get() == c && c->is_open()) c->abort();
+          if (--self->sends_in_flight == 0) self->sends_done.cancel();
         },
         asio::detached);
+  }
+
+  // Ends the connection and destroys the client once none of its sends is pending (a WssClient
+  // must not be destroyed with an operation pending; the sends hold a plain pointer to it).
+  // abort() makes every pending operation complete at once.
+  asio::awaitable<void> retire_client() {
+    if (!client) co_return;
+    client->abort();
+    while (sends_in_flight > 0) {
+      sends_done.expires_at(kNever);
+      boost::system::error_code ec;
+      co_await sends_done.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    client.reset();
+  }
+
+  void notify_stopped() {
+    stop_limit.cancel();
+    for (auto& f : std::exchange(on_stopped, {}))
+      asio::post(executor, std::move(f));
   }
 
   // One connection: connect, hello, welcome, then read until it fails. Returns the reason it
@@ -147,6 +184,7 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
       auto [reason, fatal] = co_await session(url);
       const bool was_connected = connected;
       connected = false;
+      co_await retire_client();
       if (stopped) break;
       on_state(StateChange{false, url, reason, fatal});
       if (fatal) {
@@ -171,8 +209,9 @@ struct SignalingLink::State : std::enable_shared_from_this<SignalingLink::State>
       co_await backoff_timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       backoff = std::min(backoff * 2, options.backoff_max);
     }
-    // The client is destroyed here, on the executor, when no operation is pending any more.
-    client.reset();
+    co_await retire_client();
+    running = false;
+    notify_stopped();
   }
 };
 
@@ -187,7 +226,8 @@ SignalingLink::~SignalingLink() {
 }
 
 void SignalingLink::start() {
-  if (state_->options.urls.empty()) return;
+  if (state_->options.urls.empty() || state_->running || state_->stopped) return;
+  state_->running = true;
   asio::co_spawn(state_->executor, state_->run(), asio::detached);
 }
 
@@ -203,11 +243,21 @@ bool SignalingLink::send(const signaling::ClientMessage& message) {
   return fits;
 }
 
-void SignalingLink::stop() {
-  if (state_->stopped) return;
-  state_->stopped = true;
-  state_->backoff_timer.cancel();
-  if (state_->client) state_->client->abort();
+void SignalingLink::stop(std::function<void()> on_stopped) {
+  if (on_stopped) state_->on_stopped.push_back(std::move(on_stopped));
+  if (!state_->stopped) {
+    state_->stopped = true;
+    state_->backoff_timer.cancel();
+    if (state_->client) state_->client->abort();
+  }
+  if (!state_->running) {
+    state_->notify_stopped();
+  } else if (!state_->on_stopped.empty()) {
+    state_->stop_limit.expires_after(kStopLimit);
+    state_->stop_limit.async_wait([state = state_](const boost::system::error_code& ec) {
+      if (!ec) state->notify_stopped();
+    });
+  }
 }
 
 bool SignalingLink::connected() const {

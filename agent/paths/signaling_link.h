@@ -68,8 +68,11 @@ class SignalingLink {
   // returns false then).
   bool send(const signaling::ClientMessage& message);
   // Drops the connection (no closing handshake: the process is going away) and stops
-  // reconnecting.
-  void stop();
+  // reconnecting. `on_stopped` (if given) is posted once the link's coroutines have ended and
+  // no operation of its connection is pending, at once if it never started or already ended.
+  // Wait for it before stopping the io_context: a coroutine still suspended then would be
+  // destroyed by ~io_context, after services its connection's destructor still uses.
+  void stop(std::function<void()> on_stopped = {});
   bool connected() const;
   // An interface address went away: if the connection uses it, it is dead (its packets can
   // neither leave nor arrive), so reconnect now instead of waiting for TCP to time out.

@@ -371,8 +371,8 @@ void Runtime::finish(const std::string& reason, bool say_bye) {
   exit_timer_.expires_after(kExitDrain);
   exit_timer_.async_wait([this](const boost::system::error_code&) {
     if (engine_) engine_->stop();
-    if (link_) link_->stop();
-    io_.stop();
+    if (!link_) return io_.stop();
+    link_->stop([this] { io_.stop(); });
   });
 }
 

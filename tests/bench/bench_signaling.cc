@@ -60,9 +60,11 @@
 #include "common/relay/pool_layout.h"
 #include "common/signaling/message.h"
 #include "common/util/bytes.h"
+#include "tests/support/certificates.h"
 #include "tests/support/cpu_affinity.h"
 #include "tests/support/process.h"
 #include "tests/support/servers.h"
+#include "tests/support/signaling_server.h"
 #include "tests/support/sync_clients.h"
 #include "tests/support/wait.h"
 #include "tests/support/wakeup_cost.h"
@@ -75,6 +77,7 @@ using namespace std::chrono_literals;
 using roam::net::WssClient;
 using roam::net::WssClientOptions;
 using roam::test::Process;
+using roam::test::SignalingServer;
 using roam::test::TempDir;
 using Clock = std::chrono::steady_clock;
 using Err = std::string;
@@ -342,15 +345,6 @@ std::uint64_t raise_fd_limit() {
   return r.rlim_cur;
 }
 
-long status_kib(pid_t pid, const char* field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind(field, 0) == 0)
-      return std::strtol(line.c_str() + std::strlen(field), nullptr, 10);
-  }
-  return -1;
-}
-
 // utime + stime of a process, in seconds.
 double cpu_seconds(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -416,87 +410,6 @@ double self_cpu_seconds() {
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
-
-bool run_to_completion(const std::vector<std::string>& argv, const std::filesystem::path& log) {
-  auto p = Process::spawn(argv, log);
-  return roam::test::eventually([&] { return !p.running(); }, 30s);
-}
-
-// roam-signaling started with the bench's secrets and the given extra flags.
-class SignalingServer {
- public:
-  SignalingServer(const std::filesystem::path& dir, const std::filesystem::path& cert,
-                  const std::filesystem::path& key, std::uint16_t redis_port,
-                  const std::vector<std::string>& extra, const std::string& name,
-                  const std::optional<std::string>& cpus) {
-    log_ = dir / (name + ".log");
-    std::vector<std::string> argv;
-    if (cpus) {  // taskset execs the server in place: same pid, set before its threads exist
-      auto taskset = roam::test::find_program("taskset");
-      if (!taskset) throw std::runtime_error("--server-cpus needs taskset (util-linux)");
-      argv = {*taskset, "-c", *cpus};
-    }
-    argv.insert(
-        argv.end(),
-        {std::string(ROAM_BINARY_DIR) + "/bin/roam-signaling", "--listen", "127.0.0.1:0",
-         "--admin-listen", "127.0.0.1:0", "--cert", cert.string(), "--key", key.string(),
-         "--jwt-secret", kJwtSecret, "--turn-secret", kTurnSecret, "--redis",
-         "127.0.0.1:" + std::to_string(redis_port), "--instance-id", name, "--log-level", "warn"});
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    process_ = Process::spawn(argv, log_);
-    // "ready wss=127.0.0.1:43211 admin=127.0.0.1:39001 instance=sig-1"
-    const bool ready = roam::test::eventually(
-        [&] {
-          const std::string text = roam::test::read_file(log_);
-          const auto at = text.find("ready wss=");
-          if (at == std::string::npos || text.find('\n', at) == std::string::npos) return false;
-          std::istringstream line(text.substr(at));
-          std::string ready_word, wss, admin;
-          line >> ready_word >> wss >> admin;
-          if (admin.rfind("admin=", 0) != 0) return false;
-          wss_port_ = static_cast<std::uint16_t>(std::stoi(wss.substr(wss.rfind(':') + 1)));
-          admin_port_ = static_cast<std::uint16_t>(std::stoi(admin.substr(admin.rfind(':') + 1)));
-          return true;
-        },
-        15s, 50ms);
-    if (!ready || !process_.running()) {
-      throw std::runtime_error("roam-signaling did not print its ready line within 15 s:\n" +
-                               roam::test::read_file(log_));
-    }
-  }
-  std::uint16_t wss_port() const { return wss_port_; }
-  pid_t pid() const { return process_.pid(); }
-  long rss_kib() const { return status_kib(process_.pid(), "VmRSS:"); }
-  std::string metrics() const {
-    return roam::test::http_get(admin_port_, "/metrics", 5000ms).value_or("");
-  }
-  // Until the server's relay cache (refreshed every second from Redis) lists a relay: grants
-  // measured before that would all be "no relay".
-  bool wait_for_relays() const {
-    return roam::test::eventually(
-        [&] {
-          auto health = roam::test::http_get(admin_port_, "/healthz", 2000ms).value_or("");
-          return health.find("\"relays\":0") == std::string::npos &&
-                 health.find("\"relays\":") != std::string::npos;
-        },
-        10s, 50ms);
-  }
-  std::optional<double> value(const std::string& metric, const std::string& labels = "") const {
-    return roam::test::scrape_value(metrics(), metric, labels);
-  }
-  void terminate() { process_.signal(SIGTERM); }
-  bool running() { return process_.running(); }
-  void stop() { process_.stop(10000ms); }
-  std::string log_tail() const {
-    const std::string text = roam::test::read_file(log_);
-    return text.size() > 3000 ? text.substr(text.size() - 3000) : text;
-  }
-
- private:
-  std::filesystem::path log_;
-  Process process_;
-  std::uint16_t wss_port_ = 0, admin_port_ = 0;
-};
 
 // ---- the load generator ---------------------------------------------------------------------
 
@@ -758,7 +671,7 @@ ConnectionsResult phase_connections(Generator& g, Threads& threads, SignalingSer
   std::this_thread::sleep_for(std::chrono::seconds(g.args.hold_s));
   r.rss_after_kib = server.rss_kib();
   ::malloc_trim(0);  // the generator's own figure without its freed handshake memory
-  r.generator_rss_kib = status_kib(::getpid(), "VmRSS:");
+  r.generator_rss_kib = roam::test::proc_status_kib(::getpid(), "VmRSS:");
   r.oldest_idle_s = seconds_since(start);  // the first connection said hello just after start
   (void)established;
   std::map<std::string, int> lost_reasons;
@@ -1437,15 +1350,9 @@ int main(int argc, char** argv) {
 
   try {
     TempDir dir;
-    const auto cert = dir.path() / "cert.pem", key = dir.path() / "key.pem";
-    if (!run_to_completion({*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                            "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                            "-keyout", key.string(), "-out", cert.string()},
-                           dir.path() / "openssl.log") ||
-        !std::filesystem::exists(cert) || !std::filesystem::exists(key)) {
-      std::printf("failed: openssl could not make a certificate:\n%s\n",
-                  roam::test::read_file(dir.path() / "openssl.log").c_str());
+    if (std::string why;
+        !roam::test::make_self_signed_certificate(dir.path(), "server", "localhost", &why)) {
+      std::printf("failed: %s\n", why.c_str());
       return 1;
     }
     std::string skip;
@@ -1454,6 +1361,18 @@ int main(int argc, char** argv) {
       std::printf("skipped: %s\n", skip.c_str());
       return 1;
     }
+    // The instances differ in name, flags and CPUs only.
+    auto server_options = [&](const std::string& name, std::vector<std::string> flags) {
+      return roam::test::SignalingServerOptions{dir.path(),
+                                                dir.path() / "server.pem",
+                                                dir.path() / "server.key",
+                                                kJwtSecret,
+                                                kTurnSecret,
+                                                redis->port(),
+                                                name,
+                                                std::move(flags),
+                                                server_cpus};
+    };
     // Tokens: 2 per session (one per peer): (b)'s pairs and (c)'s grants, plus a margin.
     const int tokens = (run_b ? 2 * args.pairs : 0) +
                        (run_c ? 2 * (args.grants + args.grant_concurrency) : 0) + 50;
@@ -1491,7 +1410,7 @@ int main(int argc, char** argv) {
 
     Generator g;
     g.args = args;
-    auto tls = roam::net::make_tls_client_context(cert.string());
+    auto tls = roam::net::make_tls_client_context((dir.path() / "server.pem").string());
     if (!tls) {
       std::printf("failed: %s\n", tls.error().c_str());
       return 1;
@@ -1506,7 +1425,7 @@ int main(int argc, char** argv) {
       const std::vector<std::string> flags = {"--threads", std::to_string(args.server_threads),
                                               "--idle-timeout",
                                               std::to_string(kHoldPhaseIdleTimeoutS)};
-      SignalingServer server(dir.path(), cert, key, redis->port(), flags, "sig-a", server_cpus);
+      SignalingServer server(server_options("sig-a", flags));
       g.port = server.wss_port();
       a = phase_connections(g, threads, server);
       const double per_conn =
@@ -1544,8 +1463,7 @@ int main(int argc, char** argv) {
     std::optional<ForwardingResult> b;
     std::optional<GrantResult> c;
     if (run_b || run_c) {
-      SignalingServer server(dir.path(), cert, key, redis->port(), unlimited, "sig-bc",
-                             server_cpus);
+      SignalingServer server(server_options("sig-bc", unlimited));
       g.port = server.wss_port();
       if (run_b) {
         std::printf(

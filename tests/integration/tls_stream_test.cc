@@ -12,7 +12,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -29,6 +28,7 @@
 #include <gtest/gtest.h>
 
 #include "common/net/wss_client.h"
+#include "tests/support/certificates.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -42,28 +42,13 @@ using roam::net::TlsStream;
 using namespace std::chrono_literals;
 constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
-// A self-signed P-256 certificate for `name` (DNS and, for 127.0.0.1, IP subjectAltName).
-bool make_certificate(const std::filesystem::path& dir, const std::string& stem,
-                      const std::string& name) {
-  auto openssl = roam::test::find_program("openssl");
-  if (!openssl) return false;
-  auto process = roam::test::Process::spawn(
-      {*openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-       "-nodes", "-days", "2", "-subj", "/CN=" + name, "-addext",
-       "subjectAltName=DNS:" + name + ",IP:127.0.0.1", "-keyout", (dir / (stem + ".key")).string(),
-       "-out", (dir / (stem + ".pem")).string()},
-      dir / "openssl.log");
-  for (int i = 0; i < 1000 && process.running(); ++i)
-    std::this_thread::sleep_for(10ms);
-  return std::filesystem::exists(dir / (stem + ".pem"));
-}
-
 class TlsStreamTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!make_certificate(dir_.path(), "server", "localhost") ||
-        !make_certificate(dir_.path(), "stranger", "localhost")) {
-      GTEST_SKIP() << "the openssl CLI cannot make test certificates (apt-get install openssl)";
+    std::string why;
+    if (!roam::test::make_self_signed_certificate(dir_.path(), "server", "localhost", &why) ||
+        !roam::test::make_self_signed_certificate(dir_.path(), "stranger", "localhost", &why)) {
+      GTEST_SKIP() << why;
     }
     server_tls_.use_certificate_chain_file((dir_.path() / "server.pem").string());
     server_tls_.use_private_key_file((dir_.path() / "server.key").string(), ssl::context::pem);
