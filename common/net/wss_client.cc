@@ -319,14 +319,18 @@ std::string WssClient::describe_tls_failure(const error_code& ec) {
   return transport_text(ec);
 }
 
+std::string WssClient::describe_close() const {
+  std::string text =
+      closing_ ? "closed: the server answered our close with code " : "closed by server: code ";
+  text += std::to_string(close_info_->code);
+  if (!close_info_->reason.empty()) text += " (" + close_info_->reason + ")";
+  return text;
+}
+
 std::string WssClient::describe_read_failure(const error_code& ec) {
   if (ec == websocket::error::closed) {
     keep_close_reason();
-    std::string text =
-        closing_ ? "closed: the server answered our close with code " : "closed by server: code ";
-    text += std::to_string(close_info_->code);
-    if (!close_info_->reason.empty()) text += " (" + close_info_->reason + ")";
-    return text;
+    return describe_close();
   }
   if (ec == websocket::error::message_too_big || ec == websocket::error::buffer_overflow) {
     return "message larger than " + std::to_string(options_.read_message_limit) +
@@ -336,8 +340,7 @@ std::string WssClient::describe_read_failure(const error_code& ec) {
     return "closed by this client";
   }
   if (close_info_ && timed_out_) {
-    return "closed by server: code " + std::to_string(close_info_->code) +
-           ", then TCP not ended within " + ms_text(options_.handshake_timeout) +
+    return describe_close() + ", then TCP not ended within " + ms_text(options_.handshake_timeout) +
            " (closed by this client)";
   }
   if (ec == beast::error::timeout) {
@@ -404,7 +407,7 @@ asio::awaitable<expected<void, std::string>> WssClient::send(std::string text, b
 asio::awaitable<expected<std::string, std::string>> WssClient::receive() {
   if (!connected_) co_return unexpected(std::string("receive: not connected"));
   if (failed_ && !ws_.is_open()) {
-    co_return unexpected(close_info_ ? "closed by server: code " + std::to_string(close_info_->code)
+    co_return unexpected(close_info_ ? describe_close()
                                      : std::string("receive: connection closed"));
   }
   auto [ec, n] = co_await ws_.async_read(buffer_, kUse);

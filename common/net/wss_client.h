@@ -137,6 +137,8 @@ class WssClient {
   void release_writer();
   std::string describe_tls_failure(const boost::system::error_code& ec);
   std::string describe_read_failure(const boost::system::error_code& ec);
+  // "closed by server: code 4001 (replaced)", from close_info_ (which must be set).
+  std::string describe_close() const;
   std::string target() const;
   // Closes the socket at `deadline` (ending whatever step waits on it) and notes the timeout.
   void arm_watchdog(TimePoint deadline);
