@@ -55,11 +55,9 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
-#include "common/auth/jwt.h"
 #include "common/net/wss_client.h"
 #include "common/relay/pool_layout.h"
 #include "common/signaling/message.h"
-#include "common/util/bytes.h"
 #include "tests/support/certificates.h"
 #include "tests/support/cpu_affinity.h"
 #include "tests/support/process.h"
@@ -516,15 +514,6 @@ std::string source_address(int net, int index) {
          std::to_string(j % 250 + 1);
 }
 
-std::string mint_token(const std::string& peer) {
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-  auto token = roam::auth::jwt::mint(roam::as_bytes(kJwtSecret), peer, "roam", now, 7200s);
-  if (!token) throw std::runtime_error("jwt::mint failed");
-  return *token;
-}
-
 // Fails the awaited operation by aborting the connection when `deadline` passes first.
 struct Watchdog {
   Watchdog(asio::io_context& io, WssClient& ws, std::chrono::milliseconds after)
@@ -543,7 +532,7 @@ asio::awaitable<roam::expected<void, Err>> open_peer(const Generator& g, Peer& p
   p.ws = std::make_unique<WssClient>(p.io.get_executor(), *g.tls, g.options(source));
   if (auto c = co_await p.ws->connect(); !c) co_return roam::unexpected(c.error());
   sig::Hello hello;
-  hello.token = mint_token(p.id);
+  hello.token = roam::test::mint_token(kJwtSecret, p.id, 7200s);
   hello.client = "roam-bench/0.1";
   const sig::ClientMessage message = hello;
   if (auto s = co_await p.ws->send(sig::encode(message)); !s) co_return roam::unexpected(s.error());

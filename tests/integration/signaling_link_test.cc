@@ -9,11 +9,8 @@
 #include <string>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
 #include <gtest/gtest.h>
 
-#include "common/auth/jwt.h"
-#include "common/util/bytes.h"
 #include "tests/support/certificates.h"
 #include "tests/support/process.h"
 #include "tests/support/servers.h"
@@ -57,12 +54,7 @@ class SignalingLinkTest : public ::testing::Test {
   SignalingLinkOptions options(std::uint16_t port, const std::string& peer) {
     SignalingLinkOptions o;
     o.urls = {"wss://127.0.0.1:" + std::to_string(port) + "/"};
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    auto token = auth::jwt::mint(as_bytes(kJwtSecret), peer, "roam", now, 600s);
-    EXPECT_TRUE(token);
-    if (token) o.hello.token = *token;
+    o.hello.token = test::mint_token(kJwtSecret, peer, 600s);
     o.backoff_initial = 5s;  // a stop during the backoff must not wait for it
     return o;
   }

@@ -1,6 +1,5 @@
 #include "tests/support/signaling_server.h"
 
-
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -8,12 +7,24 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "common/auth/jwt.h"
+#include "common/util/bytes.h"
 #include "tests/support/sync_clients.h"
 #include "tests/support/wait.h"
 
 namespace roam::test {
 
 using namespace std::chrono_literals;
+
+std::string mint_token(const std::string& jwt_secret, const std::string& peer,
+                       std::chrono::seconds ttl) {
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  auto token = auth::jwt::mint(as_bytes(jwt_secret), peer, "roam", now, ttl);
+  if (!token) throw std::runtime_error("jwt::mint failed for peer " + peer);
+  return *token;
+}
 
 long proc_status_kib(pid_t pid, const char* field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");

@@ -27,6 +27,11 @@ struct SignalingServerOptions {
   std::optional<std::string> cpus;  // taskset CPU list to run it on
 };
 
+// An HS256 token for `peer` (audience "roam", roam-signaling's default) signed with
+// `jwt_secret`, valid from now for `ttl`. Throws std::runtime_error if it cannot be minted.
+std::string mint_token(const std::string& jwt_secret, const std::string& peer,
+                       std::chrono::seconds ttl);
+
 // Value of a "Field:  N kB" line of /proc/PID/status (VmRSS:, VmHWM:, ...) in KiB; -1 if absent.
 long proc_status_kib(pid_t pid, const char* field);
 
